@@ -1,0 +1,200 @@
+package fsm
+
+import (
+	"encoding/json"
+
+	"github.com/keyward/keyward/guard"
+)
+
+// CommandType names a replicated command.
+type CommandType string
+
+// Command types. Every input that depends on the clock, on randomness or on
+// a secret (ids, times, token hashes, sealed values) is chosen by the node
+// that proposes the command, so Apply stays deterministic.
+const (
+	CmdInit                 CommandType = "init"
+	CmdCreateAdminToken     CommandType = "admin_token.create"
+	CmdCreateVault          CommandType = "vault.create"
+	CmdSetVaultAllowlist    CommandType = "vault.allowlist"
+	CmdCreateProject        CommandType = "project.create"
+	CmdCreateSecret         CommandType = "secret.create"
+	CmdUpdateSecret         CommandType = "secret.update"
+	CmdCreateBootstrapToken CommandType = "bootstrap_token.create"
+	CmdRevokeBootstrapToken CommandType = "bootstrap_token.revoke"
+	CmdRegisterMachine      CommandType = "machine.register"
+	CmdSetMachineStatus     CommandType = "machine.status"
+	CmdAttachProject        CommandType = "machine.attach_project"
+	CmdDetachProject        CommandType = "machine.detach_project"
+	CmdSetGrants            CommandType = "machine.grants"
+	CmdExtendMachine        CommandType = "machine.extend"
+	CmdRevertExtension      CommandType = "machine.revert"
+	CmdSetGuardrails        CommandType = "machine.guardrails"
+	CmdExpireMachines       CommandType = "machine.expire"
+	CmdPurgeMachine         CommandType = "machine.purge"
+)
+
+// Actor identifies who caused a command, for the audit trail.
+type Actor struct {
+	Kind     string `json:"kind"` // user, machine, system or external
+	ID       string `json:"id"`
+	SourceIP string `json:"sourceIp"`
+}
+
+// Command is the envelope of every Raft log entry. Time is the proposer's
+// clock in Unix milliseconds and is the only "now" that Apply may use.
+// RequestID, when set, makes the command idempotent: a second entry with a
+// RequestID already applied returns the first entry's Response unchanged.
+type Command struct {
+	Type      CommandType     `json:"type"`
+	RequestID string          `json:"requestId,omitempty"`
+	Time      int64           `json:"time"`
+	Node      string          `json:"node"`
+	Actor     Actor           `json:"actor"`
+	Payload   json.RawMessage `json:"payload"`
+}
+
+// InitPayload creates the first owner token of a new cluster.
+type InitPayload struct {
+	TokenID   string `json:"tokenId"`
+	TokenHash string `json:"tokenHash"`
+}
+
+// CreateAdminTokenPayload stores a new admin token.
+type CreateAdminTokenPayload struct {
+	Token AdminToken `json:"token"`
+}
+
+// CreateVaultPayload creates a vault.
+type CreateVaultPayload struct {
+	ID   VaultID `json:"id"`
+	Name string  `json:"name"`
+}
+
+// SetVaultAllowlistPayload replaces a vault's IP allowlist.
+type SetVaultAllowlistPayload struct {
+	VaultID     VaultID     `json:"vaultId"`
+	IPAllowlist IPAllowlist `json:"ipAllowlist"`
+}
+
+// CreateProjectPayload creates a project with its wrapped project key.
+type CreateProjectPayload struct {
+	ID         ProjectID `json:"id"`
+	VaultID    VaultID   `json:"vaultId"`
+	Name       string    `json:"name"`
+	WrappedKey []byte    `json:"wrappedKey"`
+}
+
+// CreateSecretPayload creates a secret at version 1.
+type CreateSecretPayload struct {
+	ID         SecretID  `json:"id"`
+	ProjectID  ProjectID `json:"projectId"`
+	Name       string    `json:"name"`
+	Type       string    `json:"type"`
+	FieldNames []string  `json:"fieldNames,omitempty"`
+	Sealed     Sealed    `json:"sealed"`
+}
+
+// UpdateSecretPayload stores a new version of a secret. The version number
+// is the current one plus one, computed in Apply. The value is sealed for
+// the version the proposer expects (ExpectedVersion), and Apply rejects the
+// command with ErrConflict when another update came first.
+type UpdateSecretPayload struct {
+	ID              SecretID `json:"id"`
+	ExpectedVersion int      `json:"expectedVersion"`
+	FieldNames      []string `json:"fieldNames,omitempty"`
+	Sealed          Sealed   `json:"sealed"`
+}
+
+// CreateBootstrapTokenPayload stores a registration token.
+type CreateBootstrapTokenPayload struct {
+	Token BootstrapToken `json:"token"`
+}
+
+// RevokeBootstrapTokenPayload revokes a registration token by its public id.
+type RevokeBootstrapTokenPayload struct {
+	VaultID VaultID `json:"vaultId"`
+	ID      string  `json:"id"`
+}
+
+// RegisterMachinePayload consumes one use of a bootstrap token and creates a
+// pending machine. Apply checks the token against Command.Time: it must
+// exist, belong to VaultID when set, be unrevoked, unexpired and not used up.
+type RegisterMachinePayload struct {
+	TokenHash string    `json:"tokenHash"`
+	VaultID   VaultID   `json:"vaultId,omitempty"`
+	MachineID MachineID `json:"machineId"`
+	PublicKey []byte    `json:"publicKey"`
+	Hostname  string    `json:"hostname"`
+	Name      string    `json:"name,omitempty"`
+}
+
+// Machine status actions.
+const (
+	ActionApprove = "approve"
+	ActionDeny    = "deny"
+	ActionRevoke  = "revoke"
+	ActionDisable = "disable"
+	ActionEnable  = "enable"
+)
+
+// SetMachineStatusPayload applies a status action to a machine.
+type SetMachineStatusPayload struct {
+	VaultID   VaultID   `json:"vaultId"`
+	MachineID MachineID `json:"machineId"`
+	Action    string    `json:"action"`
+}
+
+// MachineProjectPayload attaches or detaches a project.
+type MachineProjectPayload struct {
+	VaultID   VaultID   `json:"vaultId"`
+	MachineID MachineID `json:"machineId"`
+	ProjectID ProjectID `json:"projectId"`
+}
+
+// SetGrantsPayload replaces a machine's per-secret grants.
+type SetGrantsPayload struct {
+	VaultID   VaultID    `json:"vaultId"`
+	MachineID MachineID  `json:"machineId"`
+	SecretIDs []SecretID `json:"secretIds"`
+}
+
+// ExtendMachinePayload moves a machine's expiry later. NewExpiresAt and Cap
+// (now plus twelve calendar months) are computed by the proposer; Apply
+// rejects the command when NewExpiresAt is not after the current expiry or
+// is over Cap.
+type ExtendMachinePayload struct {
+	VaultID      VaultID   `json:"vaultId"`
+	MachineID    MachineID `json:"machineId"`
+	ExtensionID  string    `json:"extensionId"`
+	NewExpiresAt int64     `json:"newExpiresAt"`
+	Cap          int64     `json:"cap"`
+	Reason       string    `json:"reason"`
+}
+
+// RevertExtensionPayload undoes the latest un-reverted extension.
+type RevertExtensionPayload struct {
+	VaultID   VaultID   `json:"vaultId"`
+	MachineID MachineID `json:"machineId"`
+	Reason    string    `json:"reason"`
+}
+
+// SetGuardrailsPayload replaces a machine's guardrails.
+type SetGuardrailsPayload struct {
+	VaultID    VaultID           `json:"vaultId"`
+	MachineID  MachineID         `json:"machineId"`
+	Guardrails *guard.Guardrails `json:"guardrails"`
+}
+
+// ExpireMachinesPayload marks machines expired. Apply skips a machine that
+// is already expired or whose expiry is after Command.Time, so a sweep that
+// runs twice expires each machine once.
+type ExpireMachinesPayload struct {
+	MachineIDs []MachineID `json:"machineIds"`
+}
+
+// PurgeMachinePayload removes a machine record.
+type PurgeMachinePayload struct {
+	VaultID   VaultID   `json:"vaultId"`
+	MachineID MachineID `json:"machineId"`
+}
