@@ -1,6 +1,9 @@
 package fsm
 
-import "github.com/keyward/keyward/guard"
+import (
+	"github.com/keyward/keyward/fsm/seal"
+	"github.com/keyward/keyward/guard"
+)
 
 // Identifier types. Each is a string on the wire and in Pebble keys.
 type (
@@ -95,13 +98,11 @@ type Secret struct {
 	UpdatedAt  int64     `json:"updatedAt"`
 }
 
-// Sealed is a secret value encrypted with AES-256-GCM under a per-secret
-// data key; WrappedKey is that data key sealed by the project key.
-type Sealed struct {
-	WrappedKey []byte `json:"wrappedKey"`
-	Nonce      []byte `json:"nonce"`
-	Ciphertext []byte `json:"ciphertext"`
-}
+// Sealed is a secret value encrypted with AES-256-GCM under a per-version
+// data key; WrappedKey is that data key sealed by the project key. It is
+// the seal package's type, so sealed values pass between the two packages
+// without conversion.
+type Sealed = seal.Sealed
 
 // SecretVersion is one stored value of a secret.
 type SecretVersion struct {
@@ -123,6 +124,7 @@ type Extension struct {
 	CreatedAt         int64  `json:"createdAt"`
 	RevertedAt        int64  `json:"revertedAt,omitempty"`
 	RevertedBy        string `json:"revertedBy,omitempty"`
+	RevertReason      string `json:"revertReason,omitempty"`
 }
 
 // Machine is a workload identity. ExpiresAt is zero for machines that do

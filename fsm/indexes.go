@@ -1,0 +1,259 @@
+package fsm
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/keyward/keyward/guard"
+)
+
+// shardCount is the number of independently locked shards of each index.
+// Readers of different ids take different locks, so parallel lookups do not
+// contend on one reader count.
+const shardCount = 64
+
+// shardedMap is a map split into shards, each behind its own RWMutex.
+// Values are immutable once stored: a change stores a new value.
+type shardedMap[K ~string, V any] struct {
+	shards [shardCount]mapShard[K, V]
+}
+
+type mapShard[K ~string, V any] struct {
+	mu sync.RWMutex
+	m  map[K]V
+	// pad keeps neighbouring shard locks on separate cache lines.
+	_ [32]byte
+}
+
+func newShardedMap[K ~string, V any]() *shardedMap[K, V] {
+	s := &shardedMap[K, V]{}
+	for i := range s.shards {
+		s.shards[i].m = make(map[K]V)
+	}
+	return s
+}
+
+// shardOf hashes a key with FNV-1a, which needs no allocation.
+func shardOf[K ~string](k K) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(k); i++ {
+		h ^= uint32(k[i])
+		h *= 16777619
+	}
+	return int(h % shardCount)
+}
+
+func (s *shardedMap[K, V]) get(k K) (V, bool) {
+	sh := &s.shards[shardOf(k)]
+	sh.mu.RLock()
+	v, ok := sh.m[k]
+	sh.mu.RUnlock()
+	return v, ok
+}
+
+func (s *shardedMap[K, V]) set(k K, v V) {
+	sh := &s.shards[shardOf(k)]
+	sh.mu.Lock()
+	sh.m[k] = v
+	sh.mu.Unlock()
+}
+
+func (s *shardedMap[K, V]) del(k K) {
+	sh := &s.shards[shardOf(k)]
+	sh.mu.Lock()
+	delete(sh.m, k)
+	sh.mu.Unlock()
+}
+
+// values returns every value, in no particular order.
+func (s *shardedMap[K, V]) values() []V {
+	var out []V
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		for _, v := range sh.m {
+			out = append(out, v)
+		}
+		sh.mu.RUnlock()
+	}
+	return out
+}
+
+// MachineEntry is the fast path's view of a machine: the record, its parsed
+// public key, its compiled guardrails and its memberships as sets. An entry
+// is immutable once published, because a change publishes a new entry. A
+// reader may therefore keep and use an entry without locks, and must not
+// modify it or anything it points to.
+type MachineEntry struct {
+	Machine  Machine
+	Key      *guard.PublicKey
+	Policy   *guard.Policy // nil when the machine has no guardrails
+	Projects map[ProjectID]struct{}
+	Grants   map[SecretID]struct{}
+}
+
+// tokenIDKey is the key of a bootstrap token's public id: ids are unique
+// within a vault only.
+func tokenIDKey(vault VaultID, id string) string {
+	return string(vault) + "/" + id
+}
+
+// newMachineEntry builds the entry of m, which it takes ownership of.
+func newMachineEntry(m Machine, key *guard.PublicKey, policy *guard.Policy) *MachineEntry {
+	e := &MachineEntry{
+		Machine:  m,
+		Key:      key,
+		Policy:   policy,
+		Projects: make(map[ProjectID]struct{}, len(m.Projects)),
+		Grants:   make(map[SecretID]struct{}, len(m.Grants)),
+	}
+	for _, p := range m.Projects {
+		e.Projects[p] = struct{}{}
+	}
+	for _, s := range m.Grants {
+		e.Grants[s] = struct{}{}
+	}
+	return e
+}
+
+// vaultEntry is a vault with its allowlist compiled; allowlist is nil when
+// the allowlist is disabled.
+type vaultEntry struct {
+	vault     *Vault
+	allowlist *guard.Allowlist
+}
+
+// secretEntry is a secret's metadata with its current sealed value and the
+// wrapped key of its project, so that SecretValue reads no disk.
+type secretEntry struct {
+	meta       *Secret
+	current    Sealed
+	projectKey []byte
+}
+
+// indexes is the in-memory copy of the state that reads are served from.
+// One applier writes it, after each Pebble commit; any number of readers
+// read it concurrently. Restore builds a new indexes and swaps the pointer.
+type indexes struct {
+	initialized     atomic.Bool
+	vaults          *shardedMap[VaultID, *vaultEntry]
+	projects        *shardedMap[ProjectID, *Project]
+	secrets         *shardedMap[SecretID, *secretEntry]
+	machines        *shardedMap[MachineID, *MachineEntry]
+	adminTokens     *shardedMap[string, *AdminToken]
+	bootstrapTokens *shardedMap[string, *BootstrapToken]
+	// bootstrapByID maps tokenIDKey(vault, id) to the token hash.
+	bootstrapByID *shardedMap[string, string]
+
+	// listMu guards the membership sets that listing calls walk. They hold
+	// ids only; the objects live in the sharded maps above.
+	listMu           sync.RWMutex
+	projectsByVault  map[VaultID]map[ProjectID]struct{}
+	secretsByProject map[ProjectID]map[SecretID]struct{}
+	machinesByVault  map[VaultID]map[MachineID]struct{}
+	tokensByVault    map[VaultID]map[string]struct{}
+}
+
+func newIndexes() *indexes {
+	return &indexes{
+		vaults:           newShardedMap[VaultID, *vaultEntry](),
+		projects:         newShardedMap[ProjectID, *Project](),
+		secrets:          newShardedMap[SecretID, *secretEntry](),
+		machines:         newShardedMap[MachineID, *MachineEntry](),
+		adminTokens:      newShardedMap[string, *AdminToken](),
+		bootstrapTokens:  newShardedMap[string, *BootstrapToken](),
+		bootstrapByID:    newShardedMap[string, string](),
+		projectsByVault:  make(map[VaultID]map[ProjectID]struct{}),
+		secretsByProject: make(map[ProjectID]map[SecretID]struct{}),
+		machinesByVault:  make(map[VaultID]map[MachineID]struct{}),
+		tokensByVault:    make(map[VaultID]map[string]struct{}),
+	}
+}
+
+// addMember adds id to the set of owner in sets. The caller holds listMu.
+func addMember[O, I comparable](sets map[O]map[I]struct{}, owner O, id I) {
+	set := sets[owner]
+	if set == nil {
+		set = make(map[I]struct{})
+		sets[owner] = set
+	}
+	set[id] = struct{}{}
+}
+
+// members returns a copy of the ids in the set of owner.
+func members[O, I comparable](mu *sync.RWMutex, sets map[O]map[I]struct{}, owner O) []I {
+	mu.RLock()
+	defer mu.RUnlock()
+	set := sets[owner]
+	out := make([]I, 0, len(set))
+	for id := range set {
+		out = append(out, id)
+	}
+	return out
+}
+
+// publish installs one committed change. Each change replaces exactly one
+// slot and the membership sets only grow (apart from machine purge), so the
+// order in which changes of a batch are published does not matter.
+func (ix *indexes) publish(c *change) {
+	switch c.kind {
+	case kindInit:
+		ix.initialized.Store(true)
+	case kindVault:
+		v := c.entry.(*vaultEntry)
+		ix.vaults.set(v.vault.ID, v)
+	case kindProject:
+		ix.publishProject(c.entry.(*Project))
+	case kindSecret:
+		ix.publishSecret(c.entry.(*secretEntry))
+	case kindMachine:
+		ix.publishMachine(c)
+	case kindAdminToken:
+		tok := c.entry.(*AdminToken)
+		ix.adminTokens.set(tok.Hash, tok)
+	case kindBootstrapToken:
+		ix.publishBootstrapToken(c.entry.(*BootstrapToken))
+	}
+}
+
+func (ix *indexes) publishProject(p *Project) {
+	ix.projects.set(p.ID, p)
+	ix.listMu.Lock()
+	addMember(ix.projectsByVault, p.VaultID, p.ID)
+	ix.listMu.Unlock()
+}
+
+func (ix *indexes) publishSecret(s *secretEntry) {
+	ix.secrets.set(s.meta.ID, s)
+	ix.listMu.Lock()
+	addMember(ix.secretsByProject, s.meta.ProjectID, s.meta.ID)
+	ix.listMu.Unlock()
+}
+
+func (ix *indexes) publishBootstrapToken(tok *BootstrapToken) {
+	ix.bootstrapTokens.set(tok.Hash, tok)
+	ix.bootstrapByID.set(tokenIDKey(tok.VaultID, tok.ID), tok.Hash)
+	ix.listMu.Lock()
+	addMember(ix.tokensByVault, tok.VaultID, tok.Hash)
+	ix.listMu.Unlock()
+}
+
+func (ix *indexes) publishMachine(c *change) {
+	id := MachineID(c.id)
+	if c.deleted {
+		old, ok := ix.machines.get(id)
+		ix.machines.del(id)
+		if ok {
+			ix.listMu.Lock()
+			delete(ix.machinesByVault[old.Machine.VaultID], id)
+			ix.listMu.Unlock()
+		}
+		return
+	}
+
+	e := c.entry.(*MachineEntry)
+	ix.machines.set(id, e)
+	ix.listMu.Lock()
+	addMember(ix.machinesByVault, e.Machine.VaultID, id)
+	ix.listMu.Unlock()
+}
