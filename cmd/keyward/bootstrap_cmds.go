@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyward/keyward/httpapi/client"
+)
+
+func newBootstrapTokenCmd(g *globalOptions) *cobra.Command {
+	var vaultID string
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create a single-use registration token for a long-lived machine",
+		Long: "Create a single-use registration token for a long-lived machine and print\n" +
+			"it with the commands that register a Linux/macOS or Windows host. The\n" +
+			"token is shown only once and is valid for 10 minutes.",
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlags(cmd, "vault"); err != nil {
+				return err
+			}
+			c, err := g.adminClient(true)
+			if err != nil {
+				return err
+			}
+			tok, err := c.CreateBootstrapToken(cmd.Context(), vaultID)
+			if err != nil {
+				return err
+			}
+			return g.printer(cmd).emit(tok, func(w io.Writer) error {
+				return printRegistrationToken(w, tok.Token, tok.ExpiresAt, tok.Commands)
+			})
+		},
+	}
+	create.Flags().StringVar(&vaultID, "vault", "", "Id of the vault the machine will join (vault_…).")
+	return newGroupCmd("bootstrap-token", "Create registration tokens for long-lived machines", create)
+}
+
+// printRegistrationToken shows a new token and its one-line commands.
+func printRegistrationToken(w io.Writer, token string, expiresAt int64, commands client.Commands) error {
+	_, err := fmt.Fprintf(w,
+		"Token (shown once): %s\nExpires: %s\n\nLinux and macOS:\n  %s\n\nWindows PowerShell:\n  %s\n",
+		token, formatMillis(expiresAt), orDash(commands.Sh), orDash(commands.PS))
+	return err
+}

@@ -1,0 +1,323 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyward/keyward/cluster"
+	"github.com/keyward/keyward/fsm"
+	"github.com/keyward/keyward/fsm/seal"
+	"github.com/keyward/keyward/guard"
+	"github.com/keyward/keyward/guard/geo"
+	"github.com/keyward/keyward/httpapi"
+)
+
+// Default ports of a node: HTTP API, Raft (and forwarding), gossip.
+const (
+	defaultHTTPPort   = 8200
+	defaultRaftPort   = 8201
+	defaultGossipPort = 8202
+)
+
+// serverOptions are the flags of `keyward server`. Every flag is also read
+// from KEYWARD_<NAME> by the root command.
+type serverOptions struct {
+	nodeID            string
+	dataDir           string
+	httpAddr          string
+	raftAddr          string
+	raftAdvertise     string
+	gossipAddr        string
+	gossipAdvertise   string
+	join              []string
+	bootstrapExpect   int
+	voters            int
+	rootKeyFile       string
+	apiURL            string
+	dev               bool
+	insecurePlainHTTP bool
+	trustedProxies    []string
+	geoipDB           string
+	timestampWindow   time.Duration
+	maxStaleness      time.Duration
+	logLevel          string
+}
+
+func newServerCmd() *cobra.Command {
+	var o serverOptions
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a Keyward node",
+		Long: "Run a Keyward node. With --dev it starts a single node with embedded defaults:\n" +
+			"data in ./keyward-data, plain HTTP on 127.0.0.1:8200, a generated root key and\n" +
+			"the root token written to <data-dir>/root-token.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runServer(ctx, o)
+		},
+	}
+
+	f := cmd.Flags()
+	f.StringVar(&o.nodeID, "node-id", "", "Unique name of this node in the cluster (default: the host name).")
+	f.StringVar(&o.dataDir, "data-dir", "", "Folder for the Raft log, snapshots and the Pebble store (default ./keyward-data with --dev).")
+	f.StringVar(&o.httpAddr, "http-addr", "", "Address the HTTP API listens on, host:port (default 127.0.0.1:8200 with --dev, else :8200).")
+	f.StringVar(&o.raftAddr, "raft-addr", "", "Address for Raft and write forwarding between nodes, host:port (default 127.0.0.1:8201).")
+	f.StringVar(&o.raftAdvertise, "raft-advertise-addr", "", "Raft address other nodes dial, when it differs from --raft-addr.")
+	f.StringVar(&o.gossipAddr, "gossip-addr", "", "Address for memberlist discovery, host:port (default 127.0.0.1:8202).")
+	f.StringVar(&o.gossipAdvertise, "gossip-advertise-addr", "", "Gossip address other nodes dial, when it differs from --gossip-addr.")
+	f.StringSliceVar(&o.join, "join", nil, "Comma-separated gossip addresses of any existing members to join.")
+	f.IntVar(&o.bootstrapExpect, "bootstrap-expect", 0, "Number of nodes that form a new cluster together; 0 joins an existing one (1 with --dev).")
+	f.IntVar(&o.voters, "voters", 3, "Number of Raft voters; further nodes join as non-voters that serve reads.")
+	f.StringVar(&o.rootKeyFile, "root-key-file", "", "File with the root key: one line, standard base64 of 32 bytes (generated in the data dir with --dev).")
+	f.StringVar(&o.apiURL, "api-url", "", "Public URL of the API written into registration scripts (default: the origin that served the script).")
+	f.BoolVar(&o.dev, "dev", false, "Start a single development node with embedded defaults; never use it in production.")
+	f.BoolVar(&o.insecurePlainHTTP, "insecure-plain-http", false, "Allow plain HTTP on a non-loopback --http-addr.")
+	f.StringSliceVar(&o.trustedProxies, "trusted-proxies", nil, "Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is read.")
+	f.StringVar(&o.geoipDB, "geoip-db", "", "Path to a GeoLite2/DB-IP country .mmdb file (default: the embedded table).")
+	f.DurationVar(&o.timestampWindow, "timestamp-window", 300*time.Second, "Maximum difference between a signed request's X-Timestamp and this node's clock.")
+	f.DurationVar(&o.maxStaleness, "max-staleness", 5*time.Second, "Time without contact with a leader after which machine requests get 503.")
+	f.StringVar(&o.logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
+	return cmd
+}
+
+// applyDefaults fills the options that the user left empty, with the
+// values that --dev implies when it is set.
+func (o *serverOptions) applyDefaults() error {
+	if o.nodeID == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "node1"
+		}
+		o.nodeID = host
+	}
+	if o.dev {
+		setDefault(&o.dataDir, "keyward-data")
+		setDefault(&o.httpAddr, net.JoinHostPort("127.0.0.1", strconv.Itoa(defaultHTTPPort)))
+		if o.bootstrapExpect == 0 && len(o.join) == 0 {
+			o.bootstrapExpect = 1
+		}
+	}
+	setDefault(&o.httpAddr, ":"+strconv.Itoa(defaultHTTPPort))
+	setDefault(&o.raftAddr, net.JoinHostPort("127.0.0.1", strconv.Itoa(defaultRaftPort)))
+	setDefault(&o.gossipAddr, net.JoinHostPort("127.0.0.1", strconv.Itoa(defaultGossipPort)))
+	if o.dataDir == "" {
+		return errors.New("--data-dir is required (or use --dev)")
+	}
+	if o.rootKeyFile == "" {
+		if !o.dev {
+			return errors.New("--root-key-file is required; create one with `keyward root-key new FILE` and give every node the same file")
+		}
+		o.rootKeyFile = filepath.Join(o.dataDir, "root-key")
+	}
+	return o.checkPlainHTTP()
+}
+
+// checkPlainHTTP rejects plain HTTP on an address reachable from other hosts
+// unless the operator said so: tokens and secret values would cross the
+// network in clear text.
+func (o *serverOptions) checkPlainHTTP() error {
+	if o.insecurePlainHTTP {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(o.httpAddr)
+	if err != nil {
+		return fmt.Errorf("invalid --http-addr %q: %w", o.httpAddr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	addr, err := netip.ParseAddr(host)
+	if err == nil && addr.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--http-addr %q is not a loopback address and the API serves plain HTTP; "+
+		"listen on 127.0.0.1 or pass --insecure-plain-http", o.httpAddr)
+}
+
+func setDefault(s *string, v string) {
+	if *s == "" {
+		*s = v
+	}
+}
+
+func newLogger(level string, w *os.File) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("invalid --log-level %q: use debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func runServer(ctx context.Context, o serverOptions) error {
+	if err := o.applyDefaults(); err != nil {
+		return err
+	}
+	logger, err := newLogger(o.logLevel, os.Stderr)
+	if err != nil {
+		return err
+	}
+	logger = logger.With("node_id", o.nodeID)
+
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir %s: %w", o.dataDir, err)
+	}
+	keyring, err := loadKeyring(o)
+	if err != nil {
+		return err
+	}
+	sm, err := fsm.Open(fsm.Config{Dir: filepath.Join(o.dataDir, "fsm"), Keyring: keyring}, logger)
+	if err != nil {
+		return err
+	}
+	defer sm.Close()
+
+	node, err := newClusterNode(o, sm, logger)
+	if err != nil {
+		return err
+	}
+	if err := node.Start(ctx); err != nil {
+		return err
+	}
+	defer closeWithTimeout(node.Close)
+
+	srv, err := newHTTPServer(o, node, sm, keyring, logger)
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	defer closeWithTimeout(srv.Close)
+	logger.Info("node started", "http_addr", srv.Addr(), "raft_addr", o.raftAddr, "gossip_addr", o.gossipAddr)
+
+	if o.dev {
+		if err := initDev(ctx, o, srv, sm, logger); err != nil {
+			return err
+		}
+	}
+	<-ctx.Done()
+	logger.Info("shutting down")
+	return nil
+}
+
+func closeWithTimeout(closeFn func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = closeFn(ctx)
+}
+
+// loadKeyring reads the root key; with --dev it creates the key file first
+// when it does not exist.
+func loadKeyring(o serverOptions) (*seal.Keyring, error) {
+	if o.dev {
+		if _, err := os.Stat(o.rootKeyFile); errors.Is(err, os.ErrNotExist) {
+			if err := seal.WriteRootKeyFile(o.rootKeyFile); err != nil {
+				return nil, err
+			}
+		}
+	}
+	root, err := seal.ReadRootKeyFile(o.rootKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	return seal.NewKeyring(root)
+}
+
+func newClusterNode(o serverOptions, sm *fsm.FSM, logger *slog.Logger) (*cluster.Node, error) {
+	cfg := cluster.DefaultConfig()
+	cfg.NodeID = o.nodeID
+	cfg.DataDir = o.dataDir
+	cfg.RaftBindAddr = o.raftAddr
+	cfg.RaftAdvertiseAddr = o.raftAdvertise
+	cfg.GossipBindAddr = o.gossipAddr
+	cfg.GossipAdvertiseAddr = o.gossipAdvertise
+	cfg.Join = o.join
+	cfg.BootstrapExpect = o.bootstrapExpect
+	cfg.Voters = o.voters
+	cfg.HTTPAdvertiseURL = advertisedHTTPURL(o)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cluster.New(cfg, sm, logger)
+}
+
+// advertisedHTTPURL is the API URL carried in gossip metadata, so that
+// operators and tools can find every node's API.
+func advertisedHTTPURL(o serverOptions) string {
+	if o.apiURL != "" {
+		return o.apiURL
+	}
+	host, port, _ := net.SplitHostPort(o.httpAddr)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		raftHost, _, _ := net.SplitHostPort(o.raftAddr)
+		host = raftHost
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+func newHTTPServer(o serverOptions, node *cluster.Node, sm *fsm.FSM, keyring *seal.Keyring, logger *slog.Logger) (*httpapi.Server, error) {
+	proxies, err := guard.ParseTrustedProxies(o.trustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("invalid --trusted-proxies: %w", err)
+	}
+	lookup, err := newGeoLookup(o.geoipDB)
+	if err != nil {
+		return nil, err
+	}
+	cfg := httpapi.DefaultConfig()
+	cfg.Addr = o.httpAddr
+	cfg.APIURL = o.apiURL
+	cfg.NodeID = o.nodeID
+	cfg.TrustedProxies = proxies
+	cfg.TimestampWindow = o.timestampWindow
+	cfg.MaxStaleness = o.maxStaleness
+	cfg.Dev = o.dev
+	return httpapi.New(cfg, node, sm, keyring, lookup, logger)
+}
+
+func newGeoLookup(path string) (guard.GeoLookup, error) {
+	if path == "" {
+		return geo.NewEmbedded(), nil
+	}
+	db, err := geo.OpenMMDB(path)
+	if err != nil {
+		return nil, fmt.Errorf("open --geoip-db %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// initDev initialises a fresh dev cluster and writes the root token to
+// <data-dir>/root-token, so that a first run needs no further step.
+func initDev(ctx context.Context, o serverOptions, srv *httpapi.Server, sm *fsm.FSM, logger *slog.Logger) error {
+	tokenFile := filepath.Join(o.dataDir, "root-token")
+	if sm.Initialized() {
+		logger.Info("dev node already initialised", "root_token_file", tokenFile)
+		return nil
+	}
+	initCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	token, err := srv.Init(initCtx)
+	if err != nil {
+		return fmt.Errorf("initialise dev node: %w", err)
+	}
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", tokenFile, err)
+	}
+	fmt.Fprintf(os.Stderr, "\nKeyward dev node is ready at http://%s\nRoot token: %s\n(also in %s)\n\n",
+		srv.Addr(), token, tokenFile)
+	return nil
+}

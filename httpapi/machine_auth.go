@@ -1,0 +1,251 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/netip"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/keyward/keyward/fsm"
+	"github.com/keyward/keyward/guard"
+)
+
+// headerContentSHA256 is an optional header with the hex SHA-256 of the
+// body. The server always hashes the bytes it received. When the header is
+// sent it must match that hash, so a body swapped in transit is rejected
+// even before the signature check.
+const headerContentSHA256 = "X-Content-Sha256"
+
+// msgAccessDenied is the body of a vault-allowlist or guardrail block; it
+// names nothing so that a blocked caller learns nothing about the rules.
+const msgAccessDenied = "Access denied"
+
+// machineCall is a signed request that passed checks 1 to 9.
+type machineCall struct {
+	entry   *fsm.MachineEntry
+	machine *fsm.Machine
+	client  netip.Addr
+	// body is the request body as received. It is a fasthttp buffer, valid
+	// only until the handler returns.
+	body []byte
+}
+
+// signed wraps a machine-plane handler with the signed-request checks.
+func (s *Server) signed(handle func(*request, *machineCall) error) func(*request) error {
+	return func(rc *request) error {
+		mc, err := s.authenticateMachine(rc)
+		if err != nil {
+			return err
+		}
+		return handle(rc, mc)
+	}
+}
+
+// authenticateMachine runs checks 1 to 9 of a signed request in their fixed
+// order; the first failure is final. Check 10 (route authorization) belongs
+// to each handler.
+func (s *Server) authenticateMachine(rc *request) (*machineCall, error) {
+	rc.signed = true
+	if staleness := s.node.Staleness(); staleness > s.cfg.MaxStaleness {
+		return nil, fail(ErrUnavailable, "This node has not heard from the cluster leader for %v; retry on another node", staleness.Round(time.Millisecond))
+	}
+	client, _ := s.clientAddress(rc)
+	body := rc.ctx.PostBody()
+	sum := sha256.Sum256(body)
+	rc.bodyHash = hex.EncodeToString(sum[:])
+
+	// 1. Headers present and well formed, no query string.
+	h, err := s.readSignedHeaders(rc)
+	if err != nil {
+		return nil, err
+	}
+
+	// 2. Machine known. ParseSignedHeaders lower-cased the id.
+	entry, ok := s.sm.Machine(fsm.MachineID(h.MachineID))
+	if !ok {
+		s.authFailure(rc, h.MachineID, nil, "unknown_machine")
+		return nil, fail(ErrUnauthorized, "Unknown machine")
+	}
+	m := &entry.Machine
+
+	// 3. Vault IP allowlist.
+	if allow := s.sm.VaultAllowlist(m.VaultID); allow != nil && !allow.Contains(client) {
+		s.audit(s.machineEvent(rc, ActionVaultIPBlocked, severityMedium, m))
+		rc.result = resultBlocked
+		return nil, fail(ErrForbidden, msgAccessDenied)
+	}
+
+	// 4. Lockout of the source address after repeated failures.
+	if s.lockout.Locked(client, rc.now) {
+		return nil, fail(ErrLocked, "Too many failed authentication attempts from this address; retry later")
+	}
+
+	if err := s.verifyRequest(rc, h, entry, body, sum[:]); err != nil {
+		return nil, err
+	}
+
+	// 8. Status and expiry.
+	if err := checkMachineStatus(m, rc); err != nil {
+		return nil, err
+	}
+
+	// 9. Guardrails.
+	if err := s.checkGuardrails(rc, entry, client); err != nil {
+		return nil, err
+	}
+
+	// NOTE: lastSeenAt and lastSeenIp are not updated yet, because the
+	// state machine has no command that records them.
+	return &machineCall{entry: entry, machine: m, client: client, body: body}, nil
+}
+
+// readSignedHeaders is check 1. A query string is rejected because the
+// signed bytes never cover one, so its content could not be trusted.
+func (s *Server) readSignedHeaders(rc *request) (guard.SignedHeaders, error) {
+	hdr := &rc.ctx.Request.Header
+	// PeekAll returns a slice that fasthttp reuses on the next call, so each
+	// result is copied. The byte slices inside stay valid until the handler
+	// returns; ParseSignedHeaders copies what it keeps.
+	machineID := peekAll(hdr, guard.HeaderMachineID)
+	timestamp := peekAll(hdr, guard.HeaderTimestamp)
+	nonce := peekAll(hdr, guard.HeaderNonce)
+	signature := peekAll(hdr, guard.HeaderSignature)
+	if n := len(peekAll(hdr, headerContentSHA256)); n > 1 {
+		return guard.SignedHeaders{}, fail(guard.ErrDuplicateHeader, "%s sent %d times; send it once", headerContentSHA256, n)
+	}
+
+	h, err := guard.ParseSignedHeaders(machineID, timestamp, nonce, signature)
+	if err != nil {
+		return guard.SignedHeaders{}, err
+	}
+	if rc.hasQuery {
+		return guard.SignedHeaders{}, fail(ErrUnauthorized, "Signed requests must not carry a query string; the signature does not cover it")
+	}
+	return h, nil
+}
+
+func peekAll(hdr *fasthttp.RequestHeader, name string) [][]byte {
+	values := hdr.PeekAll(name)
+	if len(values) == 0 {
+		return nil
+	}
+	return append([][]byte(nil), values...)
+}
+
+// verifyRequest is checks 5 to 7: timestamp, body hash and signature, then
+// the nonce. The nonce is recorded only after the signature verified, so
+// unauthenticated requests cannot fill the replay cache or burn a
+// machine's nonces.
+func (s *Server) verifyRequest(rc *request, h guard.SignedHeaders, entry *fsm.MachineEntry, body, sum []byte) error {
+	m := &entry.Machine
+
+	// 5. Timestamp window.
+	if err := guard.CheckTimestamp(h.Timestamp, rc.now, s.cfg.TimestampWindow); err != nil {
+		s.authFailure(rc, h.MachineID, m, "timestamp_skew")
+		return err
+	}
+
+	// 6. Body hash header, when sent, and the Ed25519 signature.
+	if sent := rc.ctx.Request.Header.Peek(headerContentSHA256); len(sent) > 0 {
+		if !hexDigestEqual(sent, sum) {
+			s.authFailure(rc, h.MachineID, m, "content_hash_mismatch")
+			return fail(ErrUnauthorized, "%s does not match the SHA-256 of the body received", headerContentSHA256)
+		}
+	}
+	var buf [512]byte
+	msg := guard.AppendCanonical(buf[:0], rc.ctx.Method(), []byte(rc.path),
+		[]byte(h.TimestampRaw), []byte(h.Nonce), body)
+	if !entry.Key.Verify(msg, h.Signature[:]) {
+		s.authFailure(rc, h.MachineID, m, "invalid_signature")
+		return fail(ErrUnauthorized, "Invalid signature")
+	}
+
+	// 7. Nonce unused within the window.
+	if !s.replay.CheckAndRecord(h.MachineID, h.Nonce, rc.now) {
+		s.authFailure(rc, h.MachineID, m, "nonce_reused")
+		return fail(ErrUnauthorized, "Nonce already used; send a fresh nonce with every request")
+	}
+	return nil
+}
+
+// hexDigestEqual compares a hex digest sent by the client, in either letter
+// case, with sum.
+func hexDigestEqual(sent, sum []byte) bool {
+	if len(sent) != hex.EncodedLen(len(sum)) {
+		return false
+	}
+	var decoded [sha256.Size]byte
+	if _, err := hex.Decode(decoded[:], sent); err != nil {
+		return false
+	}
+	return string(decoded[:len(sum)]) == string(sum)
+}
+
+// authFailure counts a failure towards the lockout of the client address
+// and audits it. m is nil when the machine is unknown.
+func (s *Server) authFailure(rc *request, machineID string, m *fsm.Machine, reason string) {
+	client, _ := s.clientAddress(rc)
+	s.lockout.Failure(client, rc.now)
+
+	ev := s.machineEvent(rc, ActionAuthFailure, severityMedium, m)
+	ev.MachineID, ev.ActorID = machineID, machineID
+	ev.Detail = reason
+	ev.Fields = map[string]any{"reason": reason}
+	s.audit(ev)
+}
+
+// checkMachineStatus is check 8. Expiry uses guard.Expired, the one
+// comparison (now >= expiresAt) that every expiry decision shares.
+func checkMachineStatus(m *fsm.Machine, rc *request) error {
+	switch m.Status {
+	case fsm.StatusActive:
+	case fsm.StatusPending:
+		return fail(ErrForbidden, "Machine is pending approval")
+	case fsm.StatusDisabled:
+		return fail(ErrForbidden, "Machine is disabled")
+	case fsm.StatusRevoked:
+		return fail(ErrForbidden, "Machine has been revoked")
+	case fsm.StatusExpired:
+		return fail(ErrUnauthorized, "Machine has expired")
+	default:
+		return fail(ErrForbidden, "Machine is not active")
+	}
+	if machineExpired(m, rc.now) {
+		return fail(ErrUnauthorized, "Machine has expired")
+	}
+	return nil
+}
+
+// machineExpired reports whether m has an expiry and it has passed. A zero
+// ExpiresAt means the machine does not expire.
+func machineExpired(m *fsm.Machine, now time.Time) bool {
+	return m.ExpiresAt != 0 && guard.Expired(m.ExpiresAt, now)
+}
+
+// machineEvent starts an audit event for a signed request. Every field is
+// a string copy, never a slice of the request.
+func (s *Server) machineEvent(rc *request, action, severity string, m *fsm.Machine) AuditEvent {
+	client, proxy := s.clientAddress(rc)
+	ev := AuditEvent{
+		RequestID:  rc.id,
+		Action:     action,
+		Severity:   severity,
+		ActorKind:  actorMachine,
+		SourceIP:   addrText(client),
+		Method:     string(rc.ctx.Method()),
+		Path:       rc.path,
+		BodySHA256: rc.bodyHash,
+		Timestamp:  rc.now.UnixMilli(),
+	}
+	if proxy.IsValid() {
+		ev.ProxyIP = proxy.String()
+	}
+	if m != nil {
+		ev.ActorID = string(m.ID)
+		ev.MachineID = string(m.ID)
+		ev.VaultID = string(m.VaultID)
+	}
+	return ev
+}

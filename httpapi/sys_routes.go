@@ -1,0 +1,127 @@
+package httpapi
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/keyward/keyward/fsm"
+)
+
+// healthResponse is the body of GET /v1/sys/health.
+type healthResponse struct {
+	NodeID       string `json:"nodeId"`
+	State        string `json:"state"`
+	LeaderID     string `json:"leaderId"`
+	AppliedIndex uint64 `json:"appliedIndex"`
+	// Staleness is how long since this node last heard from a leader, as a
+	// Go duration; StalenessMs is the same in milliseconds.
+	Staleness   string `json:"staleness"`
+	StalenessMs int64  `json:"stalenessMs"`
+	// Healthy is false when the node is shut down or staler than the
+	// configured bound. The status is then 503, so that load balancers
+	// route machines elsewhere.
+	Healthy     bool `json:"healthy"`
+	Initialized bool `json:"initialized"`
+	Dev         bool `json:"dev,omitempty"`
+}
+
+// health serves GET /v1/sys/health without authentication.
+func (s *Server) health(rc *request) error {
+	staleness := s.node.Staleness()
+	state := s.node.State()
+	out := healthResponse{
+		NodeID:       s.nodeID,
+		State:        state,
+		LeaderID:     s.node.LeaderID(),
+		AppliedIndex: s.sm.AppliedIndex(),
+		Staleness:    staleness.Round(time.Millisecond).String(),
+		StalenessMs:  staleness.Milliseconds(),
+		Healthy:      state != "shutdown" && staleness <= s.cfg.MaxStaleness,
+		Initialized:  s.sm.Initialized(),
+		Dev:          s.cfg.Dev,
+	}
+	status := fasthttp.StatusOK
+	if !out.Healthy {
+		status = fasthttp.StatusServiceUnavailable
+	}
+	writeJSON(rc.ctx, status, out)
+	return nil
+}
+
+// memberView is one cluster member in GET /v1/sys/cluster.
+type memberView struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raftAddr"`
+	HTTPURL  string `json:"httpUrl"`
+	Voter    bool   `json:"voter"`
+	Alive    bool   `json:"alive"`
+	Leader   bool   `json:"leader"`
+}
+
+// clusterStatus serves GET /v1/sys/cluster.
+func (s *Server) clusterStatus(rc *request, _ *adminCall) error {
+	members := []memberView{}
+	for _, m := range s.node.Members() {
+		members = append(members, memberView{
+			ID: string(m.ID), RaftAddr: m.RaftAddr, HTTPURL: m.HTTPURL,
+			Voter: m.Voter, Alive: m.Alive, Leader: m.Leader,
+		})
+	}
+	return writeOK(rc, map[string]any{
+		"nodeId":   s.nodeID,
+		"leaderId": s.node.LeaderID(),
+		"members":  members,
+	})
+}
+
+// stateChecksum serves GET /v1/sys/checksum: the applied index and a hash
+// of this node's replicated state, so operators and tests can confirm that
+// every node holds the same data.
+func (s *Server) stateChecksum(rc *request, _ *adminCall) error {
+	index := s.sm.AppliedIndex()
+	sum, err := s.sm.Checksum()
+	if err != nil {
+		return fmt.Errorf("compute state checksum: %w", err)
+	}
+	return writeOK(rc, map[string]any{"nodeId": s.nodeID, "appliedIndex": index, "checksum": sum})
+}
+
+// initCluster serves POST /v1/sys/init. On a fresh cluster it creates the
+// first owner token and returns it once, and afterwards it responds 409.
+// The Raft command decides, so two concurrent calls cannot both succeed.
+func (s *Server) initCluster(rc *request) error {
+	var in struct{}
+	if err := decodeOptionalJSON(rc.ctx.PostBody(), &in); err != nil {
+		return err
+	}
+	if s.sm.Initialized() {
+		return fail(fsm.ErrAlreadyInitialized, "Cluster is already initialized; use an existing owner token")
+	}
+
+	token := newAdminToken()
+	payload := fsm.InitPayload{TokenID: newHandle("at_"), TokenHash: hashToken(token)}
+	client, proxy := s.clientAddress(rc)
+	actor := fsm.Actor{Kind: actorExternal, SourceIP: addrText(client)}
+	if _, err := s.propose(rc, proposal{typ: fsm.CmdInit, actor: actor, payload: payload, fresh: true}); err != nil {
+		return err
+	}
+
+	ev := AuditEvent{
+		RequestID: rc.id, Action: ActionClusterInit, Severity: severityHigh, ActorKind: actorExternal,
+		SourceIP: addrText(client), Method: string(rc.ctx.Method()), Path: rc.path,
+		Timestamp: rc.now.UnixMilli(), Fields: map[string]any{"tokenId": payload.TokenID},
+	}
+	if proxy.IsValid() {
+		ev.ProxyIP = proxy.String()
+	}
+	s.audit(ev)
+	return writeOK(rc, map[string]string{"rootToken": token})
+}
+
+// serveMetrics serves GET /metrics in the Prometheus text format.
+func (s *Server) serveMetrics(rc *request) error {
+	s.metricsHandler(rc.ctx)
+	return nil
+}
