@@ -1,0 +1,14 @@
+// Package cluster replicates Keyward's state machine across nodes with Raft
+// and keeps the membership of the cluster in line with the nodes that run.
+//
+// A Node connects hashicorp/raft to the persistent state machine of package
+// fsm, with a raft-boltdb log and stable store, a file snapshot store and a
+// TCP transport wrapped in mutual TLS. It finds peers through memberlist and
+// forms a new cluster once BootstrapExpect nodes see each other. Its leader
+// adds joining nodes, re-addresses moved ones and removes ones that stay
+// dead.
+// Apply takes a command on any node and proposes it on the leader,
+// forwarding it over the cluster port at most once. Leader-only jobs run
+// while the node leads. DESIGN.md in this folder explains the port layout,
+// the forwarding protocol, the start-up restore and the error model.
+package cluster
