@@ -249,10 +249,20 @@ func newClusterNode(o serverOptions, sm *fsm.FSM, logger *slog.Logger) (*cluster
 	cfg.BootstrapExpect = o.bootstrapExpect
 	cfg.Voters = o.voters
 	cfg.HTTPAdvertiseURL = advertisedHTTPURL(o)
+
+	// The leader jobs need the node, which exists only once New returns;
+	// they start after Start, when node is set.
+	var node *cluster.Node
+	sweep := cluster.DefaultSweepConfig()
+	sweep.NodeID = o.nodeID
+	cfg.LeaderJobs = append(cfg.LeaderJobs, func(ctx context.Context) {
+		cluster.RunExpirySweep(ctx, node, sm, sweep, logger)
+	})
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return cluster.New(cfg, sm, logger)
+	node, err := cluster.New(cfg, sm, logger)
+	return node, err
 }
 
 // advertisedHTTPURL is the API URL carried in gossip metadata, so that
