@@ -43,19 +43,8 @@ func (e *retryError) Error() string { return e.reason }
 // A response whose Code is set is a command that the state machine
 // rejected, which is not an error here.
 func (n *Node) Apply(ctx context.Context, cmd *fsm.Command) (*fsm.Response, error) {
-	if cmd == nil {
-		return nil, errors.New("cluster: apply: command is nil")
-	}
-	data, err := fsm.EncodeCommand(cmd)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s command: %w", cmd.Type, err)
-	}
-	resp, index, err := n.applyBytes(ctx, data)
-	if err != nil {
-		return resp, err
-	}
-	n.waitApplied(ctx, index)
-	return resp, nil
+	resp, _, err := n.apply(ctx, cmd)
+	return resp, err
 }
 
 // waitApplied waits until this node's state machine has applied index, so

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/url"
 	"time"
+
+	"github.com/keyward/keyward/guard"
 )
 
 // Config configures one node. Start from DefaultConfig and set the
@@ -75,6 +77,23 @@ type Config struct {
 	// GossipKey encrypts memberlist traffic with AES (16, 24 or 32 bytes,
 	// gossip-key-file). Nil means unencrypted gossip.
 	GossipKey []byte
+
+	// ReplayCache receives the nonces that peers accepted, so that a
+	// request accepted by one node is rejected by every other. Give the
+	// HTTP layer the same cache. Nil ignores peers' nonces.
+	ReplayCache *guard.ReplayCache
+
+	// Lockout receives the failed authentications that peers saw, so the
+	// lockout of a source address counts failures on every node. Give the
+	// HTTP layer the same Lockout. Nil ignores peers' failures.
+	Lockout *guard.Lockout
+
+	// NonceLogBytes bounds the log of recent nonces that a restarting peer
+	// pulls (nonce-log-bytes). Default 256 MiB: a record of a UUID machine
+	// id and a 24-character nonce takes 71 bytes, so about 3.8 million
+	// nonces. When it is full the oldest nonces leave the log first; they
+	// stay in the replay caches of running nodes.
+	NonceLogBytes int
 
 	// LeaderJobs run, each in its own goroutine, only while this node is
 	// the leader and its state machine has applied every committed entry.
@@ -193,6 +212,7 @@ func DefaultConfig() Config {
 		DeadNodeTimeout:     10 * time.Minute,
 		JoinRetryInterval:   time.Second,
 		DeadNodeReclaimTime: 10 * time.Second,
+		NonceLogBytes:       256 << 20,
 	}
 }
 
@@ -368,6 +388,9 @@ func (c Config) validateTimes() error {
 	}
 	if c.TransportMaxPool < 1 {
 		return invalid("raft-transport-pool", "%d is below 1", c.TransportMaxPool)
+	}
+	if c.NonceLogBytes < 1<<20 {
+		return invalid("nonce-log-bytes", "%d is below 1 MiB", c.NonceLogBytes)
 	}
 	return nil
 }

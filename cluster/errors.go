@@ -22,6 +22,11 @@ var (
 	// deduplicates request ids.
 	ErrIndeterminate = errors.New("cluster: outcome of the write is unknown")
 
+	// ErrNotLeader means an operation that runs only on the leader, such
+	// as a snapshot restore, reached another node. The HTTP layer answers
+	// 409 with the leader's API URL.
+	ErrNotLeader = errors.New("cluster: this node is not the leader")
+
 	// ErrClosed means the node is closed or not started.
 	ErrClosed = errors.New("cluster: node is closed")
 

@@ -12,11 +12,12 @@ import (
 )
 
 // handleForward serves one request from another node's forwarding client.
-// It acts only as the leader and never forwards again. A node that is not
-// the leader returns statusNotLeader and the origin decides whether to
-// retry, which bounds every write to one hop.
+// Writes, membership changes and the commit-index query are served only by
+// the leader, which never forwards again. A node that is not the leader
+// returns statusNotLeader and the origin decides whether to retry, which
+// bounds every write to one hop. Peer requests (confirmation, nonces) are
+// served by every node.
 func (n *Node) handleForward(req *request) *response {
-	n.forwardsServed.Add(1)
 	if req.hops == 0 || req.hops > maxHops {
 		return failure(statusBadRequest, "hop count %d from %s; a forwarded request carries exactly %d",
 			req.hops, req.origin, maxHops)
@@ -25,6 +26,12 @@ func (n *Node) handleForward(req *request) *response {
 		return failure(statusNotLeader, "node %s is closing", n.cfg.NodeID)
 	}
 	defer n.ops.Done()
+	if res, ok := n.handlePeerRequest(req); ok {
+		return res
+	}
+	if req.kind != kindCommitIndex {
+		n.forwardsServed.Add(1)
+	}
 	if n.raft.State() != raft.Leader {
 		_, leader := n.raft.LeaderWithID()
 		return failure(statusNotLeader, "node %s is not the leader (it last heard of %q)", n.cfg.NodeID, leader)
@@ -43,6 +50,8 @@ func (n *Node) handleForward(req *request) *response {
 		return responseFromError(n.removeServerLocal(ctx, string(req.payload)))
 	case kindTransfer:
 		return responseFromError(n.transferLocal(ctx))
+	case kindCommitIndex:
+		return &response{status: statusOK, index: n.raft.LastIndex()}
 	default:
 		return failure(statusBadRequest, "unknown request kind %d", req.kind)
 	}

@@ -21,6 +21,12 @@ const (
 	kindApply        byte = 1 // payload: an encoded fsm.Command
 	kindRemoveServer byte = 2 // payload: the node id to remove
 	kindTransfer     byte = 3 // payload: empty
+
+	// Kinds that every node serves, leader or not.
+	kindWaitApplied byte = 4 // payload: index(8) staleBoundMillis(4)
+	kindCommitIndex byte = 5 // payload: empty; the leader replies with its last log index
+	kindPeerEvents  byte = 6 // payload: peer event records (nonces.go)
+	kindNonceSync   byte = 7 // payload: cursor(8)
 )
 
 // maxHops is the number of forwards a request may take. The origin sends

@@ -45,10 +45,17 @@ type Node struct {
 	// state machine.
 	restoredOnStart bool
 
-	// forwardsSent and forwardsServed count forwarding requests this node
-	// sent to a leader and received from other nodes.
+	// forwardsSent and forwardsServed count the writes and membership
+	// requests that this node forwarded to a leader and those it received
+	// from other nodes.
 	forwardsSent   atomic.Uint64
 	forwardsServed atomic.Uint64
+
+	// ready gates machine requests besides staleness; events propagates
+	// nonces and failed authentications to peers.
+	ready   readiness
+	events  *peerEvents
+	metrics *nodeMetrics
 
 	mu sync.Mutex
 	// state is the lifecycle: created, running or closed.
@@ -88,6 +95,8 @@ func newNode(cfg Config, sm stateMachine, logger *slog.Logger) (*Node, error) {
 		logger:    logger.With("component", "cluster", keyNodeID, cfg.NodeID),
 		tls:       newTLSPair(cfg.TLS),
 		deadSince: make(map[raft.ServerID]time.Time),
+		events:    newPeerEvents(cfg.NonceLogBytes),
+		metrics:   newNodeMetrics(),
 	}
 	return n, nil
 }
@@ -134,6 +143,7 @@ func (n *Node) startLocked(ctx context.Context) error {
 		n.logger.Info("restored snapshot into state machine", keyIndex, n.sm.AppliedIndex())
 	}
 
+	n.loadNonceFile()
 	n.gossip = newGossip(n)
 	if err := n.listen(ctx, hcl); err != nil {
 		return err
@@ -227,6 +237,9 @@ func (n *Node) startRaft(hcl *hclogAdapter) error {
 
 func (n *Node) startLoops(hasState bool) {
 	n.goBackground(n.watchLeadership)
+	n.goBackground(n.catchUpOnStart)
+	n.goBackground(n.runPeerEvents)
+	n.goBackground(n.syncNoncesOnStart)
 	if len(n.cfg.Join) > 0 {
 		n.goBackground(n.joinLoop)
 		n.goBackground(n.rejoinOnConflict)
@@ -248,11 +261,12 @@ func (n *Node) goBackground(loop func(ctx context.Context)) {
 }
 
 // Close leaves gossip, hands leadership to another voter when this node
-// leads, shuts Raft down and releases the port, the pools and the stores.
-// It waits for writes in flight, the leadership transfer and the gossip
-// leave until ctx ends. With a context that is already done it skips them
-// and stops at once, which peers see as a crash. Calling it again, or
-// before Start, returns nil.
+// leads, shuts Raft down and releases the port, the pools and the stores,
+// then saves the recent nonces for the next start. It waits for writes in
+// flight, the leadership transfer and the gossip leave until ctx ends.
+// With a context that is already done it skips all of that, the nonce
+// file included, and stops at once, which peers see as a crash. Calling
+// it again, or before Start, returns nil.
 func (n *Node) Close(ctx context.Context) error {
 	n.mu.Lock()
 	if n.state != stateRunning {
@@ -263,9 +277,14 @@ func (n *Node) Close(ctx context.Context) error {
 	n.state = stateClosed
 	n.mu.Unlock()
 
+	abrupt := ctx.Err() != nil
 	n.waitOps(ctx)
 	n.transferOnClose(ctx)
-	return n.teardown(ctx)
+	err := n.teardown(ctx)
+	if !abrupt {
+		n.saveNonceFile()
+	}
+	return err
 }
 
 // waitOps waits for Apply calls and forwarded requests in flight.

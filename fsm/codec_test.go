@@ -141,6 +141,9 @@ func TestCodec_EveryCommandHasHandler(t *testing.T) {
 		CmdCreateSecret, CmdUpdateSecret, CmdCreateBootstrapToken, CmdRevokeBootstrapToken,
 		CmdRegisterMachine, CmdSetMachineStatus, CmdAttachProject, CmdDetachProject, CmdSetGrants,
 		CmdExtendMachine, CmdRevertExtension, CmdSetGuardrails, CmdExpireMachines, CmdPurgeMachine,
+		CmdAuditAppend, CmdAuditCompact, CmdSetAuditRetention, CmdSetEmailAlerts, CmdSetExpiryWarnings,
+		CmdEmailDelivered, CmdExpiryWarning, CmdCreateWebhook, CmdUpdateWebhook, CmdDeleteWebhook,
+		CmdRecordDeliveries,
 	}
 	for _, typ := range all {
 		if _, ok := handlers[typ]; !ok {

@@ -32,6 +32,19 @@ const (
 	CmdSetGuardrails        CommandType = "machine.guardrails"
 	CmdExpireMachines       CommandType = "machine.expire"
 	CmdPurgeMachine         CommandType = "machine.purge"
+
+	// Audit and alerting commands; their payloads are in audit_commands.go.
+	CmdAuditAppend       CommandType = "audit.append"
+	CmdAuditCompact      CommandType = "audit.compact"
+	CmdSetAuditRetention CommandType = "audit.retention"
+	CmdSetEmailAlerts    CommandType = "alerts.email"
+	CmdSetExpiryWarnings CommandType = "alerts.expiry_warnings"
+	CmdEmailDelivered    CommandType = "alerts.email_delivered"
+	CmdExpiryWarning     CommandType = "machine.expiry_warning"
+	CmdCreateWebhook     CommandType = "webhook.create"
+	CmdUpdateWebhook     CommandType = "webhook.update"
+	CmdDeleteWebhook     CommandType = "webhook.delete"
+	CmdRecordDeliveries  CommandType = "webhook.deliveries"
 )
 
 // Actor identifies who caused a command, for the audit trail.

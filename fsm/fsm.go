@@ -45,6 +45,9 @@ type FSM struct {
 	// closed is set by Close; later calls fail instead of reaching a
 	// closed Pebble.
 	closed atomic.Bool
+
+	// audit tells readers of the audit log about new entries.
+	audit auditFeed
 }
 
 // appliedRecord is the value stored at keyApplied.
@@ -122,6 +125,11 @@ func (f *FSM) load() error {
 	if err != nil {
 		return err
 	}
+	auditSeq, err := readAuditSeq(f.db)
+	if err != nil {
+		return err
+	}
+	f.audit.publish(auditSeq)
 	f.idx.Store(idx)
 	f.applied.Store(applied.Index)
 	f.appliedTerm = applied.Term
@@ -191,6 +199,7 @@ func (f *FSM) commit(t *tx, index, term uint64) {
 	f.appliedTerm = term
 	f.pruneCutoff = t.pruneCutoff
 	f.applied.Store(index)
+	f.publishAuditSeq(t)
 }
 
 // applyLog applies one entry inside t.
@@ -240,11 +249,13 @@ func (t *tx) execute(cmd *Command) *Response {
 		return &Response{Code: CodeInvalid, Message: fmt.Sprintf("unknown command type %q", cmd.Type)}
 	}
 
+	before := auditStateBefore(t, cmd)
 	body, err := handler(t, cmd)
 	if err != nil {
 		t.dropCommand()
 		return &Response{Code: codeOf(err), Message: err.Error()}
 	}
+	auditCommand(t, cmd, before, body)
 	t.commitCommand()
 	return &Response{Body: mustJSON(body)}
 }

@@ -28,4 +28,16 @@ var handlers = map[CommandType]handler{
 	CmdSetGuardrails:        applySetGuardrails,
 	CmdExpireMachines:       applyExpireMachines,
 	CmdPurgeMachine:         applyPurgeMachine,
+
+	CmdAuditAppend:       applyAuditAppend,
+	CmdAuditCompact:      applyAuditCompact,
+	CmdSetAuditRetention: applySetAuditRetention,
+	CmdSetEmailAlerts:    applySetEmailAlerts,
+	CmdSetExpiryWarnings: applySetExpiryWarnings,
+	CmdEmailDelivered:    applyEmailDelivered,
+	CmdExpiryWarning:     applyExpiryWarning,
+	CmdCreateWebhook:     applyCreateWebhook,
+	CmdUpdateWebhook:     applyUpdateWebhook,
+	CmdDeleteWebhook:     applyDeleteWebhook,
+	CmdRecordDeliveries:  applyRecordDeliveries,
 }

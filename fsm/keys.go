@@ -20,6 +20,14 @@ const (
 	prefixBootstrapToken = "btok/"
 	prefixRequest        = "req/"
 	prefixRequestTime    = "reqt/"
+
+	// Audit and alerting records (audit_keys.go builds the keys).
+	prefixAudit         = "aud/"
+	prefixAuditBucket   = "audv/"
+	prefixAlertSettings = "aset/"
+	prefixWebhook       = "whk/"
+	prefixDelivery      = "whd/"
+	prefixExpiryWarning = "xwarn/"
 )
 
 // Keys of the singleton records.
@@ -32,12 +40,16 @@ const (
 	keyInit = prefixMeta + "init"
 	// keyRequestPrune stores the cutoff of the last idempotency prune.
 	keyRequestPrune = prefixMeta + "request-prune"
+	// keyAuditSeq stores the sequence of the last audit entry.
+	keyAuditSeq = prefixMeta + "audit-seq"
 )
 
 // knownPrefixes lists every prefix, for restore validation.
 var knownPrefixes = []string{
 	prefixMeta, prefixVault, prefixProject, prefixSecret, prefixSecretVersion,
 	prefixMachine, prefixAdminToken, prefixBootstrapToken, prefixRequest, prefixRequestTime,
+	prefixAudit, prefixAuditBucket, prefixAlertSettings, prefixWebhook, prefixDelivery,
+	prefixExpiryWarning,
 }
 
 // keyspaceEnd is above every key: all prefixes are printable ASCII.

@@ -22,6 +22,15 @@ func scenario(p *proposer) []*raft.Log {
 	add(CmdInit, InitPayload{TokenID: "tok_again", TokenHash: tokenHash("again")})
 	add(CmdCreateVault, CreateVaultPayload{ID: vaultA, Name: "production"})
 	add(CmdCreateVault, CreateVaultPayload{ID: vaultB, Name: "staging"})
+	// The webhook's cursor starts at entry 3, the creation of vault B; its
+	// own creation is entry 4.
+	add(CmdCreateWebhook, CreateWebhookPayload{Webhook: p.webhook(vaultA, webhookA, []string{"*"})})
+	add(CmdCreateWebhook, CreateWebhookPayload{Webhook: p.webhook(vaultA, webhookA2, []string{"secret_read"})})
+	add(CmdUpdateWebhook, UpdateWebhookPayload{VaultID: vaultA, ID: webhookA2, Enabled: new(bool)})
+	add(CmdDeleteWebhook, DeleteWebhookPayload{VaultID: vaultA, ID: webhookA2})
+	add(CmdRecordDeliveries, RecordDeliveriesPayload{VaultID: vaultA, WebhookID: webhookA, Cursor: 4, DisableAfter: 2,
+		Records: []DeliveryRecord{{DeliveryID: "whk_aaaaaaaaaaaaaaaa-4", WebhookID: webhookA, Seq: 4, Event: "webhook_create",
+			Status: DeliveryFailed, Attempts: 5, StatusCode: 500, Error: "HTTP 500", DurationMs: 10}}})
 	add(CmdCreateAdminToken, CreateAdminTokenPayload{Token: AdminToken{ID: "tok_ops", Hash: tokenHash("ops"), Name: "ops", Role: RoleOperator, Vaults: []string{string(vaultA)}}})
 	add(CmdSetVaultAllowlist, SetVaultAllowlistPayload{VaultID: vaultA, IPAllowlist: IPAllowlist{Enabled: true, Entries: []IPAllowEntry{{CIDR: "198.51.100.0/24", Label: "dc"}, {CIDR: "203.0.113.0/24"}}}})
 	add(CmdCreateProject, CreateProjectPayload{ID: projA, VaultID: vaultA, Name: "payments", WrappedKey: p.projectKey(projA)})
@@ -79,6 +88,14 @@ func scenario(p *proposer) []*raft.Log {
 	// Move past machine 3's original expiry and the idempotency window.
 	p.now += 40 * 24 * hour
 	add(CmdRevertExtension, RevertExtensionPayload{VaultID: vaultA, MachineID: machine3})
+	add(CmdSetAuditRetention, SetAuditRetentionPayload{VaultID: vaultA, Days: 30})
+	add(CmdSetEmailAlerts, SetEmailAlertsPayload{VaultID: vaultA, Email: EmailAlerts{To: []string{"ops@example.com"}, Actions: []string{"temp_machine_blocked"}}})
+	add(CmdSetExpiryWarnings, SetExpiryWarningsPayload{VaultID: vaultA, Offsets: []int64{30 * 24 * hour, hour}})
+	add(CmdExpiryWarning, ExpiryWarningPayload{VaultID: vaultA, MachineID: machine2, OffsetMs: 30 * 24 * hour, ExpiresAt: expiry + hour})
+	add(CmdExpiryWarning, ExpiryWarningPayload{VaultID: vaultA, MachineID: machine2, OffsetMs: 30 * 24 * hour, ExpiresAt: expiry + hour})
+	add(CmdAuditAppend, AuditAppendPayload{Entries: []AuditEntry{blockedEntry(p.now, machine2, 1), blockedEntry(p.now, machine2, 41)}})
+	add(CmdEmailDelivered, EmailDeliveredPayload{VaultID: vaultA, Cursor: 3})
+	add(CmdAuditCompact, AuditCompactPayload{VaultID: vaultA})
 	add(CmdExpireMachines, ExpireMachinesPayload{MachineIDs: []MachineID{machine3, machine2, machine1}})
 	add(CmdExpireMachines, ExpireMachinesPayload{MachineIDs: []MachineID{machine3, machine2}})
 	add(CmdSetMachineStatus, SetMachineStatusPayload{VaultID: vaultA, MachineID: machine1, Action: ActionRevoke})

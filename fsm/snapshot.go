@@ -177,6 +177,10 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if _, err := getJSON(batch, keyRequestPrune, &prune); err != nil {
 		return fmt.Errorf("restore: %w: %v", ErrSnapshotCorrupt, err)
 	}
+	auditSeq, err := readAuditSeq(batch)
+	if err != nil {
+		return fmt.Errorf("restore: %w: %v", ErrSnapshotCorrupt, err)
+	}
 	if err := batch.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("restore: commit: %w", err)
 	}
@@ -185,6 +189,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.appliedTerm = term
 	f.pruneCutoff = prune.Cutoff
 	f.applied.Store(index)
+	f.audit.publish(auditSeq)
 	f.log.Info("snapshot restored", "index", index, "term", term, "records", count)
 	return nil
 }

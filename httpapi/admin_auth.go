@@ -20,6 +20,9 @@ const (
 	permWrite
 	// permTokens lets only owners manage admin tokens.
 	permTokens
+	// permAlerts lets only owners change webhooks, alert and retention
+	// settings.
+	permAlerts
 )
 
 func (p permission) String() string {
@@ -28,6 +31,8 @@ func (p permission) String() string {
 		return "read"
 	case permWrite:
 		return "write"
+	case permAlerts:
+		return "alert settings"
 	}
 	return "token management"
 }

@@ -1,6 +1,15 @@
 package httpapi
 
-import "log/slog"
+import (
+	"encoding/json"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward/cluster/audit"
+)
 
 // Audit actions emitted by this package.
 const (
@@ -102,11 +111,9 @@ type AxisFailure struct {
 	Observe  bool   `json:"observe,omitempty"`
 }
 
-// logAuditor is the default Auditor: it logs each event at debug level.
-// The server counts every event by action whichever Auditor is set.
-//
-// NOTE: events are not replicated yet; the replicated audit log replaces
-// this default through Config.Auditor.
+// logAuditor is the Auditor used when Config.Auditor is nil: it logs each
+// event at debug level. The server counts every event by action whichever
+// Auditor is set.
 type logAuditor struct {
 	logger *slog.Logger
 }
@@ -135,4 +142,66 @@ func (s *Server) audit(ev AuditEvent) {
 	ev.Node = s.nodeID
 	s.metrics.auditEvents.WithLabelValues(ev.Action).Inc()
 	s.auditor.Record(ev)
+}
+
+// RecorderAuditor returns an Auditor that writes events to the replicated
+// audit log through rec. Events of writes (every operator event, and
+// registrations and init) are left out: the state machine writes their
+// entries itself, in the same batch as the change, so recording them here
+// would log them twice. Everything else (secret reads,
+// blocks, auth failures) goes to rec, which coalesces repeats.
+func RecorderAuditor(rec *audit.Recorder) Auditor {
+	return recorderAuditor{rec: rec}
+}
+
+type recorderAuditor struct {
+	rec *audit.Recorder
+}
+
+// appliedActions are the actions that the state machine writes on apply.
+var appliedActions = map[string]bool{
+	ActionSecretCreate: true, ActionSecretUpdate: true, ActionMachineRegister: true,
+	ActionTempMachineCreate: true, ActionMachinePurge: true, ActionPermissionGrant: true,
+	ActionPermissionRevoke: true, ActionProjectAttach: true, ActionProjectDetach: true,
+	ActionBootstrapTokenCreate: true, ActionBootstrapTokenRevoke: true, ActionTempTokenCreate: true,
+	ActionTempTokenRevoke: true, ActionTempMachineExtend: true, ActionTempMachineExtendRevert: true,
+	ActionTempMachineGuardrails: true, ActionVaultCreate: true, ActionVaultAllowlistUpdate: true,
+	ActionProjectCreate: true, ActionAdminTokenCreate: true, ActionClusterInit: true,
+}
+
+// Record converts ev and hands it to the recorder. Request id, method,
+// path, body hash and proxy join the structured fields.
+func (a recorderAuditor) Record(ev AuditEvent) {
+	if ev.ActorKind == actorUser || appliedActions[ev.Action] {
+		return
+	}
+	fields := make(map[string]any, len(ev.Fields)+5)
+	for k, v := range ev.Fields {
+		fields[k] = v
+	}
+	fields["requestId"], fields["method"], fields["path"] = ev.RequestID, ev.Method, ev.Path
+	if ev.BodySHA256 != "" {
+		fields["bodySha256"] = ev.BodySHA256
+	}
+	if ev.ProxyIP != "" {
+		fields["proxyIp"] = ev.ProxyIP
+	}
+	raw, _ := json.Marshal(fields)
+	a.rec.Record(audit.Event{
+		Action: ev.Action, Severity: ev.Severity, ActorKind: ev.ActorKind, ActorID: ev.ActorID,
+		VaultID: ev.VaultID, MachineID: ev.MachineID, SecretID: ev.SecretID, SourceIP: ev.SourceIP,
+		Detail: ev.Detail, Fields: raw, Axes: axesKey(ev.Fields), Time: time.UnixMilli(ev.Timestamp),
+	})
+}
+
+// axesKey names the failing guardrail axes and reasons of an event, in a
+// fixed order, for coalescing.
+func axesKey(fields map[string]any) string {
+	axes, _ := fields["axes"].([]AxisFailure)
+	parts := make([]string, 0, len(axes))
+	for _, f := range axes {
+		parts = append(parts, f.Axis+":"+f.Reason+":"+strconv.FormatBool(f.Observe))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
 }

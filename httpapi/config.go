@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keyward/keyward/cluster/audit"
 	"github.com/keyward/keyward/guard"
 )
 
@@ -41,6 +42,22 @@ type Config struct {
 	// TLS, when set, serves HTTPS with this configuration. Nil serves plain
 	// HTTP.
 	TLS *tls.Config
+
+	// RequireAdminClientCert makes every route under /v1/admin/ and
+	// /v1/sys/, except GET /v1/sys/health, require a TLS client
+	// certificate that TLS.ClientCAs verified. It needs TLS with ClientCAs.
+	// New asks for client certificates without requiring them at the TLS
+	// layer (tls.VerifyClientCertIfGiven), so machines connect without one.
+	RequireAdminClientCert bool
+
+	// MaxSnapshotBytes bounds the body of a snapshot restore, which is read
+	// into memory. Only a request with a valid owner token gets this limit;
+	// every other request keeps MaxBodyBytes. Default 1 GiB.
+	MaxSnapshotBytes int
+
+	// SnapshotTimeout bounds reading a snapshot restore body, writing a
+	// saved snapshot and the restore itself. Default 10 min.
+	SnapshotTimeout time.Duration
 
 	// NodeID is written into every command this node proposes. Default: the
 	// cluster node's id.
@@ -84,15 +101,23 @@ type Config struct {
 	Now func() time.Time
 
 	// Lockout sets the failed-authentication lockout per source address.
-	// The zero value means guard.DefaultLockoutConfig().
+	// The zero value means guard.DefaultLockoutConfig(). When the cluster
+	// node carries a Lockout (cluster.Config.Lockout) the server uses that
+	// one, which peers feed, and Lockout only sets Retry-After.
 	Lockout guard.LockoutConfig
 
-	// ReplayCache records accepted nonces. Nil creates one for
-	// TimestampWindow; pass one to share it with nonce propagation.
+	// ReplayCache records accepted nonces. Nil uses the cluster node's
+	// (cluster.Config.ReplayCache), which peers feed, or creates one for
+	// TimestampWindow when the node has none.
 	ReplayCache *guard.ReplayCache
 
 	// Auditor receives audit events. Nil logs them at debug level.
 	Auditor Auditor
+
+	// Delivery sends webhook test deliveries and sets the address policy of
+	// webhook URLs. Nil refuses private targets (loopback is allowed with
+	// Dev) and answers test deliveries with 503.
+	Delivery *audit.Dispatcher
 
 	// Registry receives the server's metrics and is served on /metrics.
 	// Nil creates a registry of the server's own.
@@ -102,17 +127,19 @@ type Config struct {
 // DefaultConfig returns the defaults that New applies to zero fields.
 func DefaultConfig() Config {
 	return Config{
-		Addr:            "127.0.0.1:8200",
-		TimestampWindow: 300 * time.Second,
-		MaxStaleness:    5 * time.Second,
-		MaxBodyBytes:    256 << 10,
-		ReadBufferSize:  8 << 10,
-		ReadTimeout:     10 * time.Second,
-		WriteTimeout:    10 * time.Second,
-		IdleTimeout:     60 * time.Second,
-		ApplyTimeout:    10 * time.Second,
-		Now:             time.Now,
-		Lockout:         guard.DefaultLockoutConfig(),
+		Addr:             "127.0.0.1:8200",
+		TimestampWindow:  300 * time.Second,
+		MaxStaleness:     5 * time.Second,
+		MaxBodyBytes:     256 << 10,
+		ReadBufferSize:   8 << 10,
+		ReadTimeout:      10 * time.Second,
+		WriteTimeout:     10 * time.Second,
+		IdleTimeout:      60 * time.Second,
+		ApplyTimeout:     10 * time.Second,
+		MaxSnapshotBytes: 1 << 30,
+		SnapshotTimeout:  10 * time.Minute,
+		Now:              time.Now,
+		Lockout:          guard.DefaultLockoutConfig(),
 	}
 }
 
@@ -128,6 +155,10 @@ func (c Config) withDefaults() Config {
 	setDuration(&c.WriteTimeout, d.WriteTimeout)
 	setDuration(&c.IdleTimeout, d.IdleTimeout)
 	setDuration(&c.ApplyTimeout, d.ApplyTimeout)
+	setDuration(&c.SnapshotTimeout, d.SnapshotTimeout)
+	if c.MaxSnapshotBytes == 0 {
+		c.MaxSnapshotBytes = d.MaxSnapshotBytes
+	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = d.MaxBodyBytes
 	}
@@ -178,11 +209,15 @@ func (c Config) Validate() error {
 	}{
 		{"ReadTimeout", c.ReadTimeout}, {"WriteTimeout", c.WriteTimeout},
 		{"IdleTimeout", c.IdleTimeout}, {"ApplyTimeout", c.ApplyTimeout},
+		{"SnapshotTimeout", c.SnapshotTimeout},
 	}
 	for _, d := range timeouts {
 		if d.value <= 0 {
 			errs = append(errs, fmt.Errorf("httpapi: %s %v must be positive", d.name, d.value))
 		}
+	}
+	if err := c.validateTLS(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Lockout.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("httpapi: Lockout: %w", err))

@@ -48,8 +48,8 @@ func (s *Server) signed(handle func(*request, *machineCall) error) func(*request
 // to each handler.
 func (s *Server) authenticateMachine(rc *request) (*machineCall, error) {
 	rc.signed = true
-	if staleness := s.node.Staleness(); staleness > s.cfg.MaxStaleness {
-		return nil, fail(ErrUnavailable, "This node has not heard from the cluster leader for %v; retry on another node", staleness.Round(time.Millisecond))
+	if err := s.checkFresh(); err != nil {
+		return nil, err
 	}
 	client, _ := s.clientAddress(rc)
 	body := rc.ctx.PostBody()
@@ -167,6 +167,7 @@ func (s *Server) verifyRequest(rc *request, h guard.SignedHeaders, entry *fsm.Ma
 		s.authFailure(rc, h.MachineID, m, "nonce_reused")
 		return fail(ErrUnauthorized, "Nonce already used; send a fresh nonce with every request")
 	}
+	s.node.PublishNonce(h.MachineID, h.Nonce, rc.now.Add(s.replay.Retention()))
 	return nil
 }
 
@@ -188,6 +189,7 @@ func hexDigestEqual(sent, sum []byte) bool {
 func (s *Server) authFailure(rc *request, machineID string, m *fsm.Machine, reason string) {
 	client, _ := s.clientAddress(rc)
 	s.lockout.Failure(client, rc.now)
+	s.node.PublishAuthFailure(client)
 
 	ev := s.machineEvent(rc, ActionAuthFailure, severityMedium, m)
 	ev.MachineID, ev.ActorID = machineID, machineID

@@ -58,7 +58,7 @@ func (s *Server) propose(rc *request, p proposal) (*fsm.Response, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
 	defer cancel()
 
-	resp, err := s.node.Apply(ctx, cmd)
+	resp, err := s.applyCommand(ctx, rc, p, cmd)
 	if err != nil {
 		return nil, applyError(err, s.cfg.ApplyTimeout)
 	}
@@ -121,13 +121,15 @@ func isPrintableASCII(s string) bool {
 	return true
 }
 
-// writeCreated and writeOK write a JSON success response.
+// writeCreated writes a JSON 201 response.
 func writeCreated(rc *request, v any) error {
 	writeJSON(rc.ctx, fasthttp.StatusCreated, v)
 	return nil
 }
 
+// writeOK writes a JSON 200 response, with the confirmation of a
+// security-critical write added (see withConfirmation).
 func writeOK(rc *request, v any) error {
-	writeJSON(rc.ctx, fasthttp.StatusOK, v)
+	writeJSON(rc.ctx, fasthttp.StatusOK, withConfirmation(rc, v))
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/keyward/keyward/cluster"
 	"github.com/keyward/keyward/guard"
 )
 
@@ -77,6 +78,9 @@ type request struct {
 	// checks; result overrides the metric result derived from the status.
 	signed bool
 	result string
+
+	// confirmation is set by a security-critical write, for its response.
+	confirmation *cluster.Confirmation
 }
 
 // routeName returns the matched route pattern, for logs.

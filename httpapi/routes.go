@@ -17,12 +17,13 @@ const (
 func (s *Server) buildRoutes() []*route {
 	const (
 		get, post, put, del = fasthttp.MethodGet, fasthttp.MethodPost, fasthttp.MethodPut, fasthttp.MethodDelete
+		patch               = fasthttp.MethodPatch
 		machine, reg, adm   = planeMachine, planeRegistration, planeAdmin
 		vault               = "/v1/admin/vaults/{vaultId}"
 		machines            = vault + "/machines/{machineId}"
 		std, temp           = fsm.TokenKindStandard, fsm.TokenKindTemp
 	)
-	return []*route{
+	routes := []*route{
 		// Machine plane: signed.
 		newRoute(get, "/v1/secret/{secretId}", machine, s.signed(s.getSecret)),
 		newRoute(get, "/v1/secrets", machine, s.signed(s.listSecrets)),
@@ -90,5 +91,23 @@ func (s *Server) buildRoutes() []*route {
 		newRoute(get, machines+"/extensions", adm, s.admin(permRead, s.listExtensions)),
 		newRoute(get, machines+"/guardrails", adm, s.admin(permRead, s.getGuardrails)),
 		newRoute(put, machines+"/guardrails", adm, s.admin(permWrite, s.setGuardrails)),
+
+		// Audit and alerts.
+		newRoute(get, vault+"/audit", adm, s.admin(permRead, s.queryAudit)),
+		newRoute(get, vault+"/audit/export", adm, s.admin(permRead, s.exportAudit)),
+		newRoute(get, vault+"/audit/stream", adm, s.admin(permRead, s.streamAudit)),
+		newRoute(put, vault+"/audit/retention", adm, s.admin(permAlerts, s.setAuditRetention)),
+		newRoute(get, vault+"/alerts", adm, s.admin(permRead, s.getAlerts)),
+		newRoute(put, vault+"/alerts/email", adm, s.admin(permAlerts, s.setEmailAlerts)),
+		newRoute(put, vault+"/alerts/expiry-warnings", adm, s.admin(permAlerts, s.setExpiryWarnings)),
+		newRoute(get, vault+"/webhooks", adm, s.admin(permRead, s.listWebhooks)),
+		newRoute(post, vault+"/webhooks", adm, s.admin(permAlerts, s.createWebhook)),
+		newRoute(get, vault+"/webhooks/{webhookId}", adm, s.admin(permRead, s.getWebhook)),
+		newRoute(patch, vault+"/webhooks/{webhookId}", adm, s.admin(permAlerts, s.updateWebhook)),
+		newRoute(del, vault+"/webhooks/{webhookId}", adm, s.admin(permAlerts, s.deleteWebhook)),
+		newRoute(post, vault+"/webhooks/{webhookId}/test", adm, s.admin(permAlerts, s.testWebhook)),
+		newRoute(get, vault+"/webhooks/{webhookId}/deliveries", adm, s.admin(permRead, s.listDeliveries)),
 	}
+	routes = append(routes, s.clusterRoutes()...)
+	return s.requireAdminClientCert(routes)
 }

@@ -82,7 +82,7 @@ func New(cfg Config, node *cluster.Node, sm *fsm.FSM, keyring *seal.Keyring, geo
 		auditor: cfg.Auditor,
 		metrics: newMetrics(),
 		replay:  cfg.ReplayCache,
-		lockout: guard.NewLockout(cfg.Lockout),
+		lockout: node.Lockout(),
 		polls:   newPollTracker(defaultPollTrackerLimit),
 	}
 	if s.nodeID == "" {
@@ -92,7 +92,13 @@ func New(cfg Config, node *cluster.Node, sm *fsm.FSM, keyring *seal.Keyring, geo
 		s.auditor = logAuditor{logger: logger.With("component", "audit")}
 	}
 	if s.replay == nil {
+		s.replay = node.ReplayCache()
+	}
+	if s.replay == nil {
 		s.replay = guard.NewReplayCache(cfg.TimestampWindow)
+	}
+	if s.lockout == nil {
+		s.lockout = guard.NewLockout(cfg.Lockout)
 	}
 	if err := s.setUpMetrics(); err != nil {
 		return nil, err
@@ -133,6 +139,7 @@ func (s *Server) newFastHTTPServer() *fasthttp.Server {
 		IdleTimeout:                   s.cfg.IdleTimeout,
 		CloseOnShutdown:               true,
 		Logger:                        fasthttpLogger{s.logger},
+		HeaderReceived:                s.requestConfig,
 	}
 }
 
@@ -142,8 +149,8 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("httpapi: listen on %s: %w", s.cfg.Addr, err)
 	}
-	if s.cfg.TLS != nil {
-		ln = tls.NewListener(ln, s.cfg.TLS)
+	if tlsConfig := s.cfg.serverTLS(); tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
 	}
 
 	s.mu.Lock()

@@ -19,9 +19,12 @@ type healthResponse struct {
 	// Go duration; StalenessMs is the same in milliseconds.
 	Staleness   string `json:"staleness"`
 	StalenessMs int64  `json:"stalenessMs"`
-	// Healthy is false when the node is shut down or staler than the
-	// configured bound. The status is then 503, so that load balancers
-	// route machines elsewhere.
+	// Ready is false while the node catches up after a start, or after it
+	// failed to confirm a security-critical write in time.
+	Ready bool `json:"ready"`
+	// Healthy is false when the node is shut down, not ready or staler
+	// than the configured bound. The status is then 503, so that load
+	// balancers route machines elsewhere.
 	Healthy     bool `json:"healthy"`
 	Initialized bool `json:"initialized"`
 	Dev         bool `json:"dev,omitempty"`
@@ -31,6 +34,7 @@ type healthResponse struct {
 func (s *Server) health(rc *request) error {
 	staleness := s.node.Staleness()
 	state := s.node.State()
+	ready := s.node.Ready()
 	out := healthResponse{
 		NodeID:       s.nodeID,
 		State:        state,
@@ -38,7 +42,8 @@ func (s *Server) health(rc *request) error {
 		AppliedIndex: s.sm.AppliedIndex(),
 		Staleness:    staleness.Round(time.Millisecond).String(),
 		StalenessMs:  staleness.Milliseconds(),
-		Healthy:      state != "shutdown" && staleness <= s.cfg.MaxStaleness,
+		Ready:        ready,
+		Healthy:      state != "shutdown" && ready && staleness <= s.cfg.MaxStaleness,
 		Initialized:  s.sm.Initialized(),
 		Dev:          s.cfg.Dev,
 	}
@@ -52,12 +57,16 @@ func (s *Server) health(rc *request) error {
 
 // memberView is one cluster member in GET /v1/sys/cluster.
 type memberView struct {
-	ID       string `json:"id"`
-	RaftAddr string `json:"raftAddr"`
-	HTTPURL  string `json:"httpUrl"`
-	Voter    bool   `json:"voter"`
-	Alive    bool   `json:"alive"`
-	Leader   bool   `json:"leader"`
+	ID         string `json:"id"`
+	RaftAddr   string `json:"raftAddr"`
+	GossipAddr string `json:"gossipAddr"`
+	HTTPURL    string `json:"httpUrl"`
+	Voter      bool   `json:"voter"`
+	// InRaft is false for a node that gossip reports but that the leader
+	// has not added to the Raft configuration yet.
+	InRaft bool `json:"inRaft"`
+	Alive  bool `json:"alive"`
+	Leader bool `json:"leader"`
 }
 
 // clusterStatus serves GET /v1/sys/cluster.
@@ -65,8 +74,8 @@ func (s *Server) clusterStatus(rc *request, _ *adminCall) error {
 	members := []memberView{}
 	for _, m := range s.node.Members() {
 		members = append(members, memberView{
-			ID: string(m.ID), RaftAddr: m.RaftAddr, HTTPURL: m.HTTPURL,
-			Voter: m.Voter, Alive: m.Alive, Leader: m.Leader,
+			ID: string(m.ID), RaftAddr: m.RaftAddr, GossipAddr: m.GossipAddr, HTTPURL: m.HTTPURL,
+			Voter: m.Voter, InRaft: m.InRaft, Alive: m.Alive, Leader: m.Leader,
 		})
 	}
 	return writeOK(rc, map[string]any{

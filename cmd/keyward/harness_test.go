@@ -106,7 +106,8 @@ type testCluster struct {
 }
 
 // startCluster starts n nodes that form one cluster with --bootstrap-expect.
-func startCluster(t *testing.T, n int) *testCluster {
+// extra flags are given to every node.
+func startCluster(t *testing.T, n int, extra ...string) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, bin: keywardBinary(t)}
 	base := t.TempDir()
@@ -139,6 +140,7 @@ func startCluster(t *testing.T, n int) *testCluster {
 			"--root-key-file", c.rootKey,
 			"--log-level", "debug",
 		}
+		node.args = append(node.args, extra...)
 		c.start(node)
 	}
 	t.Cleanup(c.stopAll)
@@ -316,6 +318,28 @@ func (c *testCluster) mustAdmin(n *testNode, want int, method, path string, in, 
 type machineKey struct {
 	id   string
 	priv ed25519.PrivateKey
+}
+
+// newMachineKey generates a keypair; the caller sets id after registration.
+func newMachineKey(t *testing.T) machineKey {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return machineKey{priv: priv}
+}
+
+// publicKeyBase64 is the raw public key in standard base64, as registration
+// takes it.
+func (m machineKey) publicKeyBase64() string {
+	return base64.StdEncoding.EncodeToString(m.priv.Public().(ed25519.PublicKey))
+}
+
+// readFileTrim returns a file's content without surrounding white space.
+func readFileTrim(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	return strings.TrimSpace(string(b)), err
 }
 
 // signedGet sends a signed GET of path to node and returns the status and

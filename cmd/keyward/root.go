@@ -29,8 +29,12 @@ type globalOptions struct {
 	token     string
 	tokenFile string
 	caFile    string
-	output    string
-	timeout   time.Duration
+	// clientCertFile and clientKeyFile are the TLS client certificate for
+	// a server that requires one on the admin plane.
+	clientCertFile string
+	clientKeyFile  string
+	output         string
+	timeout        time.Duration
 }
 
 func defaultAddr() string {
@@ -67,6 +71,8 @@ func newRootCmd() (*cobra.Command, *globalOptions) {
 	f.StringVar(&g.token, "token", "", "Admin token (kwt_…) sent as a Bearer token; prefer --token-file or KEYWARD_TOKEN over the command line.")
 	f.StringVar(&g.tokenFile, "token-file", "", "File that holds the admin token, such as <data-dir>/root-token of a --dev node.")
 	f.StringVar(&g.caFile, "ca-file", "", "PEM file of the CA certificates that sign the server's TLS certificate.")
+	f.StringVar(&g.clientCertFile, "client-cert-file", "", "PEM client certificate for a server started with --tls-client-ca-file.")
+	f.StringVar(&g.clientKeyFile, "client-key-file", "", "PEM private key of --client-cert-file.")
 	f.StringVarP(&g.output, "output", "o", outputText, "Output format: text (tables) or json.")
 	f.DurationVar(&g.timeout, "timeout", client.DefaultTimeout, "Time limit of each API call, as a Go duration such as 10s.")
 
@@ -84,6 +90,12 @@ func newRootCmd() (*cobra.Command, *globalOptions) {
 		newRegisterCmd(g),
 		newGetCmd(g),
 		newSecretsCmd(g),
+		newAuditCmd(g),
+		newWebhookCmd(g),
+		newAlertsCmd(g),
+		newClusterCmd(g),
+		newSnapshotCmd(g),
+		newBenchCmd(g),
 	)
 	return root, g
 }
@@ -99,6 +111,9 @@ func (g *globalOptions) prepare(cmd *cobra.Command) error {
 	}
 	if g.timeout <= 0 {
 		return usageErrorf("--timeout %s must be positive", g.timeout)
+	}
+	if (g.clientCertFile == "") != (g.clientKeyFile == "") {
+		return usageErrorf("--client-cert-file and --client-key-file go together; set both or neither")
 	}
 	return nil
 }
@@ -175,6 +190,9 @@ func (g *globalOptions) clientOptions(extra ...client.Option) []client.Option {
 	}
 	if g.caFile != "" {
 		opts = append(opts, client.WithCAFile(g.caFile))
+	}
+	if g.clientCertFile != "" {
+		opts = append(opts, client.WithTLSConfig(clientCertTLS(g.clientCertFile, g.clientKeyFile)))
 	}
 	return append(opts, extra...)
 }

@@ -52,7 +52,11 @@ type serverOptions struct {
 	geoipDB           string
 	timestampWindow   time.Duration
 	maxStaleness      time.Duration
+	deadNodeTimeout   time.Duration
+	nonceLogBytes     int
 	logLevel          string
+	tls               tlsOptions
+	alerts            alertOptions
 }
 
 func newServerCmd() *cobra.Command {
@@ -90,7 +94,11 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&o.geoipDB, "geoip-db", "", "Path to a GeoLite2/DB-IP country .mmdb file (default: the embedded table).")
 	f.DurationVar(&o.timestampWindow, "timestamp-window", 300*time.Second, "Maximum difference between a signed request's X-Timestamp and this node's clock.")
 	f.DurationVar(&o.maxStaleness, "max-staleness", 5*time.Second, "Time without contact with a leader after which machine requests get 503.")
+	f.DurationVar(&o.deadNodeTimeout, "dead-node-timeout", 10*time.Minute, "Time a node may stay absent from gossip before the leader removes it from the Raft configuration; 0 never removes.")
 	f.StringVar(&o.logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
+	f.IntVar(&o.nonceLogBytes, "nonce-log-bytes", cluster.DefaultConfig().NonceLogBytes, "Bytes of recent nonces kept for peers that restart; raise it when the cluster accepts more than about 6,000 requests per second.")
+	o.tls.addFlags(f)
+	o.alerts.addFlags(f)
 	return cmd
 }
 
@@ -123,6 +131,9 @@ func (o *serverOptions) applyDefaults() error {
 		}
 		o.rootKeyFile = filepath.Join(o.dataDir, "root-key")
 	}
+	if err := o.tls.validate(); err != nil {
+		return err
+	}
 	return o.checkPlainHTTP()
 }
 
@@ -130,7 +141,7 @@ func (o *serverOptions) applyDefaults() error {
 // unless the operator said so: tokens and secret values would cross the
 // network in clear text.
 func (o *serverOptions) checkPlainHTTP() error {
-	if o.insecurePlainHTTP {
+	if o.insecurePlainHTTP || o.tls.apiTLSEnabled() {
 		return nil
 	}
 	host, _, err := net.SplitHostPort(o.httpAddr)
@@ -145,7 +156,7 @@ func (o *serverOptions) checkPlainHTTP() error {
 		return nil
 	}
 	return fmt.Errorf("--http-addr %q is not a loopback address and the API serves plain HTTP; "+
-		"listen on 127.0.0.1 or pass --insecure-plain-http", o.httpAddr)
+		"set --tls-cert-file and --tls-key-file, listen on 127.0.0.1, or pass --insecure-plain-http", o.httpAddr)
 }
 
 func setDefault(s *string, v string) {
@@ -175,6 +186,9 @@ func runServer(ctx context.Context, o serverOptions) error {
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir %s: %w", o.dataDir, err)
 	}
+	if err := o.prepareDevTLS(logger); err != nil {
+		return err
+	}
 	keyring, err := loadKeyring(o)
 	if err != nil {
 		return err
@@ -185,16 +199,26 @@ func runServer(ctx context.Context, o serverOptions) error {
 	}
 	defer sm.Close()
 
-	node, err := newClusterNode(o, sm, logger)
+	alerts, err := newAlertWiring(o, sm, keyring, logger)
 	if err != nil {
+		return err
+	}
+	node, err := newClusterNode(o, sm, logger, alerts.leaderJobs()...)
+	if err != nil {
+		return err
+	}
+	if err := alerts.start(node); err != nil {
 		return err
 	}
 	if err := node.Start(ctx); err != nil {
 		return err
 	}
 	defer closeWithTimeout(node.Close)
+	// Deferred after the node, so it runs first: the recorder writes what
+	// it holds while the node can still reach the leader.
+	defer closeWithTimeout(alerts.close)
 
-	srv, err := newHTTPServer(o, node, sm, keyring, logger)
+	srv, err := newHTTPServer(o, node, sm, keyring, logger, alerts.httpOptions)
 	if err != nil {
 		return err
 	}
@@ -237,7 +261,7 @@ func loadKeyring(o serverOptions) (*seal.Keyring, error) {
 	return seal.NewKeyring(root)
 }
 
-func newClusterNode(o serverOptions, sm *fsm.FSM, logger *slog.Logger) (*cluster.Node, error) {
+func newClusterNode(o serverOptions, sm *fsm.FSM, logger *slog.Logger, jobs ...func(context.Context)) (*cluster.Node, error) {
 	cfg := cluster.DefaultConfig()
 	cfg.NodeID = o.nodeID
 	cfg.DataDir = o.dataDir
@@ -258,6 +282,10 @@ func newClusterNode(o serverOptions, sm *fsm.FSM, logger *slog.Logger) (*cluster
 	cfg.LeaderJobs = append(cfg.LeaderJobs, func(ctx context.Context) {
 		cluster.RunExpirySweep(ctx, node, sm, sweep, logger)
 	})
+	cfg.LeaderJobs = append(cfg.LeaderJobs, jobs...)
+	if err := o.secureCluster(&cfg); err != nil {
+		return nil, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -276,10 +304,15 @@ func advertisedHTTPURL(o serverOptions) string {
 		raftHost, _, _ := net.SplitHostPort(o.raftAddr)
 		host = raftHost
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	scheme := "http://"
+	if o.tls.apiTLSEnabled() {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, port)
 }
 
-func newHTTPServer(o serverOptions, node *cluster.Node, sm *fsm.FSM, keyring *seal.Keyring, logger *slog.Logger) (*httpapi.Server, error) {
+func newHTTPServer(o serverOptions, node *cluster.Node, sm *fsm.FSM, keyring *seal.Keyring, logger *slog.Logger,
+	options ...func(*httpapi.Config)) (*httpapi.Server, error) {
 	proxies, err := guard.ParseTrustedProxies(o.trustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("invalid --trusted-proxies: %w", err)
@@ -296,6 +329,12 @@ func newHTTPServer(o serverOptions, node *cluster.Node, sm *fsm.FSM, keyring *se
 	cfg.TimestampWindow = o.timestampWindow
 	cfg.MaxStaleness = o.maxStaleness
 	cfg.Dev = o.dev
+	for _, option := range options {
+		option(&cfg)
+	}
+	if err := o.secureAPI(&cfg, node); err != nil {
+		return nil, err
+	}
 	return httpapi.New(cfg, node, sm, keyring, lookup, logger)
 }
 
