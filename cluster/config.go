@@ -142,6 +142,21 @@ type Config struct {
 	// (snapshot-retain). Default 2.
 	SnapshotRetain int
 
+	// MaxStaleness is how long a follower may go without contact from a
+	// leader before it counts as stale (max-staleness). A node that was
+	// stale is not Ready again until it has applied everything the leader
+	// held when contact came back. Default 5 s.
+	MaxStaleness time.Duration
+
+	// MaxClockSkew is the largest difference between this node's clock and
+	// its peers' before the node counts as skewed and refuses machine
+	// requests (max-clock-skew). Zero turns the check off. Default 5 s.
+	MaxClockSkew time.Duration
+
+	// Clock is the node's wall clock (default time.Now). Tests replace it
+	// to give one node a wrong clock.
+	Clock func() time.Time
+
 	// ApplyTimeout bounds Apply when its context has no deadline
 	// (apply-timeout). Default 10 s.
 	ApplyTimeout time.Duration
@@ -204,6 +219,9 @@ func DefaultConfig() Config {
 		TrailingLogs:        10240,
 		SnapshotRetain:      2,
 		ApplyTimeout:        10 * time.Second,
+		MaxStaleness:        5 * time.Second,
+		MaxClockSkew:        5 * time.Second,
+		Clock:               time.Now,
 		LeaderWait:          2 * time.Second,
 		DialTimeout:         2 * time.Second,
 		TransportTimeout:    10 * time.Second,

@@ -27,6 +27,7 @@ const (
 	kindCommitIndex byte = 5 // payload: empty; the leader replies with its last log index
 	kindPeerEvents  byte = 6 // payload: peer event records (nonces.go)
 	kindNonceSync   byte = 7 // payload: cursor(8)
+	kindClock       byte = 8 // payload: empty; the peer replies with its clock in Unix microseconds
 )
 
 // maxHops is the number of forwards a request may take. The origin sends

@@ -54,6 +54,7 @@ type Node struct {
 	// ready gates machine requests besides staleness; events propagates
 	// nonces and failed authentications to peers.
 	ready   readiness
+	clock   clockState
 	events  *peerEvents
 	metrics *nodeMetrics
 
@@ -88,6 +89,9 @@ func newNode(cfg Config, sm stateMachine, logger *slog.Logger) (*Node, error) {
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
 	}
 	n := &Node{
 		cfg:       cfg,
@@ -238,6 +242,8 @@ func (n *Node) startRaft(hcl *hclogAdapter) error {
 func (n *Node) startLoops(hasState bool) {
 	n.goBackground(n.watchLeadership)
 	n.goBackground(n.catchUpOnStart)
+	n.goBackground(n.watchStaleness)
+	n.goBackground(n.watchClock)
 	n.goBackground(n.runPeerEvents)
 	n.goBackground(n.syncNoncesOnStart)
 	if len(n.cfg.Join) > 0 {

@@ -213,6 +213,8 @@ func (n *Node) handlePeerRequest(req *request) (*response, bool) {
 		return n.servePeerEvents(req), true
 	case kindNonceSync:
 		return n.serveNonceSync(req), true
+	case kindClock:
+		return n.serveClock(), true
 	}
 	return nil, false
 }

@@ -162,3 +162,37 @@ func (n *Node) lastStateEntry(index, floor uint64) uint64 {
 	}
 	return floor
 }
+
+// stalePoll is how often watchStaleness compares the time since the last
+// leader contact with MaxStaleness. It is well below any sensible bound,
+// so no stale period goes unnoticed.
+const stalePoll = 50 * time.Millisecond
+
+// watchStaleness clears caughtUp whenever this node counts as stale and
+// then catches up again as after a start. Raft's heartbeats travel apart
+// from log replication: when a partition heals, the first heartbeat resets
+// the staleness before the entries committed meanwhile arrive, and without
+// this gate the node would serve, for a moment, a machine that the
+// majority revoked while it was cut off.
+func (n *Node) watchStaleness(ctx context.Context) {
+	if n.cfg.MaxStaleness <= 0 {
+		return
+	}
+	ticker := time.NewTicker(stalePoll)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		if n.raft == nil || n.raft.State() == raft.Leader || n.Staleness() <= n.cfg.MaxStaleness {
+			continue
+		}
+		if n.ready.caughtUp.CompareAndSwap(true, false) {
+			n.logger.Warn("lost contact with the leader; machine requests wait until this node catches up",
+				"staleness", n.Staleness().Round(time.Millisecond))
+		}
+		n.catchUpOnStart(ctx)
+	}
+}

@@ -55,6 +55,9 @@ var knownPrefixes = []string{
 // keyspaceEnd is above every key: all prefixes are printable ASCII.
 var keyspaceEnd = []byte{0xff}
 
+// deleteRangeEnd ends the range deletion that clears the store on restore.
+var deleteRangeEnd = []byte{0xff, 0xff}
+
 func vaultKey(id VaultID) string       { return prefixVault + string(id) }
 func projectKey(id ProjectID) string   { return prefixProject + string(id) }
 func secretKey(id SecretID) string     { return prefixSecret + string(id) }

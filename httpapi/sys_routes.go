@@ -22,12 +22,17 @@ type healthResponse struct {
 	// Ready is false while the node catches up after a start, or after it
 	// failed to confirm a security-critical write in time.
 	Ready bool `json:"ready"`
-	// Healthy is false when the node is shut down, not ready or staler
-	// than the configured bound. The status is then 503, so that load
+	// Healthy is false when the node is shut down, not ready, staler
+	// than the configured bound or its clock is skewed. The status is then 503, so that load
 	// balancers route machines elsewhere.
-	Healthy     bool `json:"healthy"`
-	Initialized bool `json:"initialized"`
-	Dev         bool `json:"dev,omitempty"`
+	Healthy bool `json:"healthy"`
+	// ClockOffsetMs is the median offset of the peers' clocks from this
+	// node's; ClockSkewed is true when the node's clock disagrees with the
+	// majority of its peers by more than the allowed skew.
+	ClockOffsetMs int64 `json:"clockOffsetMs"`
+	ClockSkewed   bool  `json:"clockSkewed"`
+	Initialized   bool  `json:"initialized"`
+	Dev           bool  `json:"dev,omitempty"`
 }
 
 // health serves GET /v1/sys/health without authentication.
@@ -35,17 +40,20 @@ func (s *Server) health(rc *request) error {
 	staleness := s.node.Staleness()
 	state := s.node.State()
 	ready := s.node.Ready()
+	offset, skewed := s.node.ClockSkew()
 	out := healthResponse{
-		NodeID:       s.nodeID,
-		State:        state,
-		LeaderID:     s.node.LeaderID(),
-		AppliedIndex: s.sm.AppliedIndex(),
-		Staleness:    staleness.Round(time.Millisecond).String(),
-		StalenessMs:  staleness.Milliseconds(),
-		Ready:        ready,
-		Healthy:      state != "shutdown" && ready && staleness <= s.cfg.MaxStaleness,
-		Initialized:  s.sm.Initialized(),
-		Dev:          s.cfg.Dev,
+		NodeID:        s.nodeID,
+		State:         state,
+		LeaderID:      s.node.LeaderID(),
+		AppliedIndex:  s.sm.AppliedIndex(),
+		Staleness:     staleness.Round(time.Millisecond).String(),
+		StalenessMs:   staleness.Milliseconds(),
+		Ready:         ready,
+		Healthy:       state != "shutdown" && ready && !skewed && staleness <= s.cfg.MaxStaleness,
+		ClockOffsetMs: offset.Milliseconds(),
+		ClockSkewed:   skewed,
+		Initialized:   s.sm.Initialized(),
+		Dev:           s.cfg.Dev,
 	}
 	status := fasthttp.StatusOK
 	if !out.Healthy {

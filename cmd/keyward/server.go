@@ -52,6 +52,7 @@ type serverOptions struct {
 	geoipDB           string
 	timestampWindow   time.Duration
 	maxStaleness      time.Duration
+	maxClockSkew      time.Duration
 	deadNodeTimeout   time.Duration
 	nonceLogBytes     int
 	logLevel          string
@@ -94,6 +95,7 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&o.geoipDB, "geoip-db", "", "Path to a GeoLite2/DB-IP country .mmdb file (default: the embedded table).")
 	f.DurationVar(&o.timestampWindow, "timestamp-window", 300*time.Second, "Maximum difference between a signed request's X-Timestamp and this node's clock.")
 	f.DurationVar(&o.maxStaleness, "max-staleness", 5*time.Second, "Time without contact with a leader after which machine requests get 503.")
+	f.DurationVar(&o.maxClockSkew, "max-clock-skew", 5*time.Second, "Largest difference between this node's clock and most peers' before machine requests get 503; 0 turns the check off.")
 	f.DurationVar(&o.deadNodeTimeout, "dead-node-timeout", 10*time.Minute, "Time a node may stay absent from gossip before the leader removes it from the Raft configuration; 0 never removes.")
 	f.StringVar(&o.logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
 	f.IntVar(&o.nonceLogBytes, "nonce-log-bytes", cluster.DefaultConfig().NonceLogBytes, "Bytes of recent nonces kept for peers that restart; raise it when the cluster accepts more than about 6,000 requests per second.")
@@ -272,6 +274,8 @@ func newClusterNode(o serverOptions, sm *fsm.FSM, logger *slog.Logger, jobs ...f
 	cfg.Join = o.join
 	cfg.BootstrapExpect = o.bootstrapExpect
 	cfg.Voters = o.voters
+	cfg.MaxStaleness = o.maxStaleness
+	cfg.MaxClockSkew = o.maxClockSkew
 	cfg.HTTPAdvertiseURL = advertisedHTTPURL(o)
 
 	// The leader jobs need the node, which exists only once New returns;
