@@ -85,7 +85,7 @@ func (n *Node) probeClocks(ctx context.Context) {
 	n.clock.skewed = skewed
 	n.clock.mu.Unlock()
 	if skewed && !was {
-		n.logger.Error("clock differs from the majority of peers; refusing machine requests until it is corrected",
+		n.logger.Error("clock differs from most peers; machine requests get 503 until the clock is corrected",
 			"offsets", offsets, "max_clock_skew", n.cfg.MaxClockSkew)
 	}
 	if was && !skewed {
@@ -93,7 +93,7 @@ func (n *Node) probeClocks(ctx context.Context) {
 	}
 }
 
-// probeClock asks one member for its clock. The offset is the member's
+// probeClock requests one member's clock. The offset is the member's
 // reading minus the midpoint of the round trip, so it is accurate to half
 // the round-trip time.
 func (n *Node) probeClock(ctx context.Context, m Member) (time.Duration, bool) {
@@ -115,7 +115,7 @@ func (n *Node) probeClock(ctx context.Context, m Member) (time.Duration, bool) {
 	return peer.Sub(midpoint), true
 }
 
-// serveClock answers a peer's clock probe with this node's clock in Unix
+// serveClock replies to a peer's clock probe with this node's clock in Unix
 // microseconds.
 func (n *Node) serveClock() *response {
 	return &response{status: statusOK, index: uint64(n.cfg.Clock().UnixMicro())}

@@ -57,6 +57,11 @@ type Config struct {
 	// that operators and peers can find it (api-url). At most 256 bytes.
 	HTTPAdvertiseURL string
 
+	// GeoBuild names the IP-to-country database build that this node's
+	// country guardrails use; it travels in gossip metadata. Empty when
+	// unknown.
+	GeoBuild string
+
 	// Voters is the number of voting members the leader keeps (voters).
 	// Further nodes join as non-voters that replicate and serve reads.
 	// Default 3; must be at least 1 and at least BootstrapExpect.

@@ -26,6 +26,9 @@ type nodeMeta struct {
 	// HasState is true once the node holds Raft state, so a node that is
 	// still waiting to bootstrap knows a cluster already exists.
 	HasState bool `json:"hasState,omitempty"`
+	// GeoBuild names the IP-to-country database build this node decides
+	// with, so that nodes deciding with different builds can be found.
+	GeoBuild string `json:"geoBuild,omitempty"`
 }
 
 func decodeMeta(b []byte) (nodeMeta, error) {
@@ -100,6 +103,7 @@ func (n *Node) startGossip(hasState bool) error {
 		VoterCapable:    !n.cfg.NonVoter,
 		BootstrapExpect: n.cfg.BootstrapExpect,
 		HasState:        hasState,
+		GeoBuild:        n.cfg.GeoBuild,
 	}); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/hashicorp/raft"
@@ -17,6 +18,7 @@ type Member struct {
 	RaftAddr   string // from the Raft configuration, else from gossip
 	GossipAddr string // empty when gossip does not report the node alive
 	HTTPURL    string // from gossip metadata
+	GeoBuild   string // from gossip metadata: the node's IP-to-country database build
 	// Voter is true for a voting member of the Raft configuration.
 	Voter bool
 	// InRaft is false for a node that gossip reports but that the leader
@@ -55,6 +57,7 @@ func (n *Node) Members() []Member {
 		m.Alive = true
 		m.GossipAddr = g.GossipAddr
 		m.HTTPURL = g.Meta.HTTPURL
+		m.GeoBuild = g.Meta.GeoBuild
 		if m.RaftAddr == "" {
 			m.RaftAddr = g.Meta.RaftAddr
 		}
@@ -168,4 +171,26 @@ func (n *Node) leaderAttempt(ctx context.Context, kind byte, payload []byte, loc
 		return forwardError(ctx, leaderID, err)
 	}
 	return errorFromStatus(res, leaderID)
+}
+
+// GeoBuildMismatch reports the distinct IP-to-country database builds of
+// the alive members when they are not all the same, sorted, and nil when
+// they agree. Nodes on different builds can place one address in different
+// countries, so a country guardrail would decide differently per node.
+func (n *Node) GeoBuildMismatch() []string {
+	seen := map[string]bool{}
+	for _, m := range n.Members() {
+		if m.Alive {
+			seen[m.GeoBuild] = true
+		}
+	}
+	if len(seen) < 2 {
+		return nil
+	}
+	builds := make([]string, 0, len(seen))
+	for b := range seen {
+		builds = append(builds, b)
+	}
+	sort.Strings(builds)
+	return builds
 }

@@ -55,6 +55,14 @@ func (n *Node) Collectors() []prometheus.Collector {
 			Help: "1 when the node has caught up since start and may answer machine requests (staleness aside), else 0.",
 		}, func() float64 { return boolGauge(n.Ready()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keyward_clock_skewed",
+			Help: "1 when this node's clock disagrees with most peers by more than max-clock-skew, else 0.",
+		}, func() float64 { _, skewed := n.ClockSkew(); return boolGauge(skewed) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keyward_geoip_build_mismatch",
+			Help: "1 when alive members decide countries with different IP-to-country database builds, else 0.",
+		}, func() float64 { return boolGauge(len(n.GeoBuildMismatch()) > 0) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "keyward_applied_index",
 			Help: "Index of the last log entry the state machine applied.",
 		}, func() float64 { return float64(n.sm.AppliedIndex()) }),

@@ -31,8 +31,14 @@ type healthResponse struct {
 	// majority of its peers by more than the allowed skew.
 	ClockOffsetMs int64 `json:"clockOffsetMs"`
 	ClockSkewed   bool  `json:"clockSkewed"`
-	Initialized   bool  `json:"initialized"`
-	Dev           bool  `json:"dev,omitempty"`
+	// GeoBuild is this node's IP-to-country database build;
+	// GeoBuildMismatch lists the builds of the alive members when they
+	// differ, in which case a country guardrail may decide differently
+	// per node.
+	GeoBuild         string   `json:"geoBuild,omitempty"`
+	GeoBuildMismatch []string `json:"geoBuildMismatch,omitempty"`
+	Initialized      bool     `json:"initialized"`
+	Dev              bool     `json:"dev,omitempty"`
 }
 
 // health serves GET /v1/sys/health without authentication.
@@ -42,22 +48,26 @@ func (s *Server) health(rc *request) error {
 	ready := s.node.Ready()
 	offset, skewed := s.node.ClockSkew()
 	out := healthResponse{
-		NodeID:        s.nodeID,
-		State:         state,
-		LeaderID:      s.node.LeaderID(),
-		AppliedIndex:  s.sm.AppliedIndex(),
-		Staleness:     staleness.Round(time.Millisecond).String(),
-		StalenessMs:   staleness.Milliseconds(),
-		Ready:         ready,
-		Healthy:       state != "shutdown" && ready && !skewed && staleness <= s.cfg.MaxStaleness,
-		ClockOffsetMs: offset.Milliseconds(),
-		ClockSkewed:   skewed,
-		Initialized:   s.sm.Initialized(),
-		Dev:           s.cfg.Dev,
+		NodeID:           s.nodeID,
+		State:            state,
+		LeaderID:         s.node.LeaderID(),
+		AppliedIndex:     s.sm.AppliedIndex(),
+		Staleness:        staleness.Round(time.Millisecond).String(),
+		StalenessMs:      staleness.Milliseconds(),
+		Ready:            ready,
+		Healthy:          state != "shutdown" && ready && !skewed && staleness <= s.cfg.MaxStaleness,
+		ClockOffsetMs:    offset.Milliseconds(),
+		ClockSkewed:      skewed,
+		GeoBuildMismatch: s.node.GeoBuildMismatch(),
+		Initialized:      s.sm.Initialized(),
+		Dev:              s.cfg.Dev,
 	}
 	status := fasthttp.StatusOK
 	if !out.Healthy {
 		status = fasthttp.StatusServiceUnavailable
+	}
+	if b, ok := s.geo.(geoBuilder); ok {
+		out.GeoBuild = b.Build()
 	}
 	writeJSON(rc.ctx, status, out)
 	return nil

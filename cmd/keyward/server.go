@@ -53,11 +53,14 @@ type serverOptions struct {
 	timestampWindow   time.Duration
 	maxStaleness      time.Duration
 	maxClockSkew      time.Duration
-	deadNodeTimeout   time.Duration
-	nonceLogBytes     int
-	logLevel          string
-	tls               tlsOptions
-	alerts            alertOptions
+	// geoBuild is the build of the IP-to-country database in use, filled
+	// in at start.
+	geoBuild        string
+	deadNodeTimeout time.Duration
+	nonceLogBytes   int
+	logLevel        string
+	tls             tlsOptions
+	alerts          alertOptions
 }
 
 func newServerCmd() *cobra.Command {
@@ -201,6 +204,14 @@ func runServer(ctx context.Context, o serverOptions) error {
 	}
 	defer sm.Close()
 
+	lookup, err := newGeoLookup(o.geoipDB)
+	if err != nil {
+		return err
+	}
+	if b, ok := lookup.(interface{ Build() string }); ok {
+		o.geoBuild = b.Build()
+	}
+
 	alerts, err := newAlertWiring(o, sm, keyring, logger)
 	if err != nil {
 		return err
@@ -220,7 +231,7 @@ func runServer(ctx context.Context, o serverOptions) error {
 	// it holds while the node can still reach the leader.
 	defer closeWithTimeout(alerts.close)
 
-	srv, err := newHTTPServer(o, node, sm, keyring, logger, alerts.httpOptions)
+	srv, err := newHTTPServer(o, node, sm, keyring, lookup, logger, alerts.httpOptions)
 	if err != nil {
 		return err
 	}
@@ -276,6 +287,7 @@ func newClusterNode(o serverOptions, sm *fsm.FSM, logger *slog.Logger, jobs ...f
 	cfg.Voters = o.voters
 	cfg.MaxStaleness = o.maxStaleness
 	cfg.MaxClockSkew = o.maxClockSkew
+	cfg.GeoBuild = o.geoBuild
 	cfg.HTTPAdvertiseURL = advertisedHTTPURL(o)
 
 	// The leader jobs need the node, which exists only once New returns;
@@ -315,15 +327,11 @@ func advertisedHTTPURL(o serverOptions) string {
 	return scheme + net.JoinHostPort(host, port)
 }
 
-func newHTTPServer(o serverOptions, node *cluster.Node, sm *fsm.FSM, keyring *seal.Keyring, logger *slog.Logger,
+func newHTTPServer(o serverOptions, node *cluster.Node, sm *fsm.FSM, keyring *seal.Keyring, lookup guard.GeoLookup, logger *slog.Logger,
 	options ...func(*httpapi.Config)) (*httpapi.Server, error) {
 	proxies, err := guard.ParseTrustedProxies(o.trustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("invalid --trusted-proxies: %w", err)
-	}
-	lookup, err := newGeoLookup(o.geoipDB)
-	if err != nil {
-		return nil, err
 	}
 	cfg := httpapi.DefaultConfig()
 	cfg.Addr = o.httpAddr
