@@ -63,7 +63,8 @@ func (n *Node) RestoreSnapshot(ctx context.Context, stream []byte) error {
 }
 
 // checkSnapshot restores stream into a scratch state machine in a
-// temporary folder under DataDir, which it removes afterwards.
+// temporary folder under DataDir, which it removes afterwards, and checks
+// that its project keys open with this cluster's root key.
 func (n *Node) checkSnapshot(stream []byte) error {
 	dir, err := os.MkdirTemp(n.cfg.DataDir, "restore-check-")
 	if err != nil {
@@ -77,6 +78,13 @@ func (n *Node) checkSnapshot(stream []byte) error {
 	defer scratch.Close()
 	if err := scratch.Restore(io.NopCloser(bytes.NewReader(stream))); err != nil {
 		return fmt.Errorf("check snapshot: %w", err)
+	}
+	// A snapshot sealed under another root key is well formed but would
+	// leave every secret unreadable.
+	if keys, ok := n.sm.(interface{ CheckKeysOf(*fsm.FSM) error }); ok {
+		if err := keys.CheckKeysOf(scratch); err != nil {
+			return fmt.Errorf("check snapshot: %w", err)
+		}
 	}
 	return nil
 }

@@ -915,3 +915,18 @@ func allCommands(cmd *cobra.Command) []*cobra.Command {
 	}
 	return out
 }
+
+func TestCLI_HealthOfUnhealthyNode(t *testing.T) {
+	f := newCLIFakeAPI(t)
+	f.respond("GET /v1/sys/health", 503,
+		`{"nodeId":"node3","state":"follower","leaderId":"","appliedIndex":40,"staleness":"7.2s","stalenessMs":7200,"ready":false,"healthy":false}`)
+
+	r := cliRun(t, adminEnv(f), "", "health", "-o", "json")
+
+	assertCode(t, r, exitError)
+	assertBody(t, []byte(r.stdout),
+		`{"nodeId":"node3","state":"follower","leaderId":"","appliedIndex":40,"staleness":"7.2s","stalenessMs":7200,"ready":false,"healthy":false}`)
+	if !strings.Contains(r.stderr, "not healthy") {
+		t.Errorf("stderr = %q, want it to say the node is not healthy", r.stderr)
+	}
+}

@@ -71,17 +71,41 @@ func newHealthCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			h, err := c.Health(cmd.Context())
-			if err != nil {
+			if h == nil {
 				return err
 			}
-			return g.printer(cmd).emit(h, func(w io.Writer) error {
+			// An unhealthy node's report is printed too, and the command
+			// then exits non-zero.
+			printErr := g.printer(cmd).emit(h, func(w io.Writer) error {
 				return record(w, []field{
 					{"node id", h.NodeID},
 					{"state", h.State},
 					{"leader id", orDash(h.LeaderID)},
 					{"applied index", strconv.FormatUint(h.AppliedIndex, 10)},
+					{"healthy", optionalBool(h.Healthy)},
+					{"ready", optionalBool(h.Ready)},
+					{"staleness", orDash(derefString(h.Staleness))},
+					{"clock skewed", optionalBool(h.ClockSkewed)},
 				})
 			})
+			if printErr != nil {
+				return printErr
+			}
+			return err
 		},
 	}
+}
+
+func optionalBool(b *bool) string {
+	if b == nil {
+		return "-"
+	}
+	return strconv.FormatBool(*b)
+}
+
+func derefString(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

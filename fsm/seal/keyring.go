@@ -167,3 +167,10 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 	}
 	return cipher.NewGCM(block)
 }
+
+// CheckProjectKey reports whether wrappedProjectKey was sealed under this
+// keyring's root key, without using the key.
+func (k *Keyring) CheckProjectKey(wrappedProjectKey []byte) error {
+	_, err := k.projectAEAD(wrappedProjectKey)
+	return err
+}

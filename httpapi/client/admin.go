@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 )
@@ -19,11 +20,30 @@ func (c *Client) Init(ctx context.Context) (*InitResult, error) {
 
 // Health returns the node's view of the cluster. It needs no admin token.
 func (c *Client) Health(ctx context.Context) (*Health, error) {
-	var out Health
-	if err := c.call(ctx, http.MethodGet, nil, &out, "sys", "health"); err != nil {
+	req, err := c.transport.newRequest(ctx, http.MethodGet, "/v1/sys/health", nil)
+	if err != nil {
+		return nil, err
+	}
+	c.authorize(req)
+	resp, err := c.transport.http.Do(req)
+	if err != nil {
 		return nil, fmt.Errorf("health: %w", err)
 	}
-	return &out, nil
+	defer resp.Body.Close()
+	body, err := readBounded(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("health: %w", err)
+	}
+	var out Health
+	decodeErr := json.Unmarshal(body, &out)
+	switch {
+	case resp.StatusCode == http.StatusOK && decodeErr == nil:
+		return &out, nil
+	case resp.StatusCode == http.StatusServiceUnavailable && decodeErr == nil && out.NodeID != "":
+		// An unhealthy node still reports its state; the caller gets both.
+		return &out, fmt.Errorf("health: %w", ErrUnhealthy)
+	}
+	return nil, fmt.Errorf("health: %w", newAPIError(req.Method, req.URL.Path, resp.StatusCode, resp.Header, body))
 }
 
 // CreateVault creates a vault named name.

@@ -40,6 +40,11 @@ var (
 	// unknown or the node cannot serve now, and the call may be retried.
 	ErrUnavailable = errors.New("client: service unavailable")
 
+	// ErrUnhealthy means the node answered its health check with 503:
+	// it is stale, catching up, skewed or shutting down. Health returns
+	// the node's report along with it.
+	ErrUnhealthy = errors.New("client: node is not healthy")
+
 	// ErrInvalidArgument means a method argument failed a local check and
 	// no request was sent. The wrapping message names the argument.
 	ErrInvalidArgument = errors.New("client: invalid argument")

@@ -21,6 +21,16 @@ type Health struct {
 	State        string `json:"state"`
 	LeaderID     string `json:"leaderId"`
 	AppliedIndex uint64 `json:"appliedIndex"`
+
+	// The fields below are pointers so that output shows exactly what
+	// the server sent: nil means the server did not report the field.
+	Staleness     *string `json:"staleness,omitempty"`
+	StalenessMs   *int64  `json:"stalenessMs,omitempty"`
+	Ready         *bool   `json:"ready,omitempty"`
+	Healthy       *bool   `json:"healthy,omitempty"`
+	ClockOffsetMs *int64  `json:"clockOffsetMs,omitempty"`
+	ClockSkewed   *bool   `json:"clockSkewed,omitempty"`
+	Initialized   *bool   `json:"initialized,omitempty"`
 }
 
 // Vault is a tenant boundary that holds projects and machines.
