@@ -19,6 +19,7 @@ const (
 	ReasonCountryUnknown    = "country_unknown"
 	ReasonCountryNotAllowed = "country_not_allowed"
 	ReasonOutsideWindow     = "outside_window"
+	ReasonDayNotAllowed     = "day_not_allowed"
 	observedUnknown         = "unknown"
 )
 
@@ -160,7 +161,15 @@ func (w *timeWindow) check(now time.Time) (AxisResult, bool) {
 	if inside {
 		return AxisResult{}, false
 	}
-	return AxisResult{Axis: AxisTimeWindow, Observed: w.observed(local), Reason: ReasonOutsideWindow, Observe: w.observe}, true
+	reason := ReasonOutsideWindow
+	// A time of day inside the window fails only on the day rule; the
+	// audit names that cause apart from a time outside the hours.
+	anyDay := *w
+	anyDay.days = 0
+	if inHours, _ := anyDay.contains(now); inHours {
+		reason = ReasonDayNotAllowed
+	}
+	return AxisResult{Axis: AxisTimeWindow, Observed: w.observed(local), Reason: reason, Observe: w.observe}, true
 }
 
 // upperASCII upper-cases a two-letter code without allocating when it is

@@ -328,3 +328,29 @@ func TestGuard_WindowZoneFromEmbeddedData(t *testing.T) {
 		t.Errorf("Oslo in January = %s %d, want CET 3600", name, offset)
 	}
 }
+
+func TestGuard_WindowFailureReasons(t *testing.T) {
+	// 09:00-17:00 UTC on Mondays and Tuesdays. 2026-06-01 is a Monday and
+	// 2026-06-05 a Friday.
+	p := compileWindowPolicy(t, "09:00", "17:00", "UTC", "mon", "tue")
+	cases := []struct {
+		name string
+		now  string
+		want string
+	}{
+		{"right hours on a closed day", "2026-06-05T10:00:00Z", ReasonDayNotAllowed},
+		{"outside the hours on an open day", "2026-06-01T18:00:00Z", ReasonOutsideWindow},
+		{"outside the hours on a closed day", "2026-06-05T18:00:00Z", ReasonOutsideWindow},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := p.Evaluate(netipZero, utc(tc.now), nil)
+			if len(d.Failures) != 1 {
+				t.Fatalf("Failures = %+v, want one", d.Failures)
+			}
+			if got := d.Failures[0].Reason; got != tc.want {
+				t.Errorf("reason = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
