@@ -54,13 +54,24 @@ func (n *Node) raiseFence(index uint64) {
 }
 
 // catchUpOnStart sets caughtUp once the state machine holds every entry
-// that the leader held when this node last asked. It re-reads the target
-// on every round, because the leader may change while the node waits.
+// that the leader held when this node asked. The target is read once per
+// leader: under a steady write load the leader's index keeps moving, and a
+// follower that chased it would stay a few entries behind and never count
+// as caught up. A new leader may hold entries the old one had not sent, so
+// the target is read again when the leader changes.
 func (n *Node) catchUpOnStart(ctx context.Context) {
 	ticker := time.NewTicker(catchUpPoll)
 	defer ticker.Stop()
+	var target uint64
+	var targetLeader raft.ServerID
 	for {
-		if target, ok := n.leaderLogIndex(ctx); ok && n.appliedThrough(target) {
+		_, leader := n.raft.LeaderWithID()
+		if target == 0 || leader != targetLeader {
+			if index, ok := n.leaderLogIndex(ctx); ok {
+				target, targetLeader = index, leader
+			}
+		}
+		if target != 0 && n.appliedThrough(target) {
 			n.ready.caughtUp.Store(true)
 			n.logger.Info("caught up with the leader", keyIndex, target)
 			return
