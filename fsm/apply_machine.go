@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/keyward/keyward/guard"
@@ -10,6 +11,10 @@ import (
 // applyRegisterMachine consumes one use of a bootstrap token and creates a
 // pending machine. The token is checked first, so a bad request learns
 // nothing else; no use is consumed unless the machine is created.
+// kindPublicKeyOwner marks the record that reserves a public key for one
+// machine. It has no in-memory index.
+const kindPublicKeyOwner recordKind = 200
+
 func applyRegisterMachine(t *tx, c *Command) (any, error) {
 	var p RegisterMachinePayload
 	if err := decodePayload(c, &p); err != nil {
@@ -28,6 +33,12 @@ func applyRegisterMachine(t *tx, c *Command) (any, error) {
 	key, err := guard.ParsePublicKey(p.PublicKey)
 	if err != nil {
 		return nil, rejectf(ErrInvalid, "public key: %v", err)
+	}
+	// Revoking a machine must revoke its key, so no two machines share
+	// one. A key stays taken until its machine is purged.
+	if owner, taken := t.rawValue(publicKeyOwnerKey(key.Bytes())); taken {
+		return nil, rejectf(ErrAlreadyExists, "public key is already registered to machine %s; "+
+			"generate a new keypair for each machine", strings.Trim(string(owner), `"`))
 	}
 	if err := checkText("hostname", p.Hostname, 0, MaxHostnameChars); err != nil {
 		return nil, err
@@ -51,6 +62,7 @@ func applyRegisterMachine(t *tx, c *Command) (any, error) {
 	used := *tok
 	used.Uses++
 	t.stage(kindBootstrapToken, bootstrapKey(used.Hash), used.Hash, &used, &used)
+	t.stage(kindPublicKeyOwner, publicKeyOwnerKey(m.PublicKey), string(m.ID), m.ID, nil)
 	return t.stageMachine(m, key, policy), nil
 }
 
@@ -266,5 +278,6 @@ func applyPurgeMachine(t *tx, c *Command) (any, error) {
 	}
 
 	t.stageDelete(kindMachine, machineKey(p.MachineID), string(p.MachineID))
+	t.stageDelete(kindPublicKeyOwner, publicKeyOwnerKey(e.Machine.PublicKey), string(p.MachineID))
 	return &e.Machine, nil
 }

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ const (
 	prefixSecret         = "sec/"
 	prefixSecretVersion  = "secv/"
 	prefixMachine        = "mach/"
+	prefixMachineKey     = "mkey/"
 	prefixAdminToken     = "atok/"
 	prefixBootstrapToken = "btok/"
 	prefixRequest        = "req/"
@@ -47,7 +49,7 @@ const (
 // knownPrefixes lists every prefix, for restore validation.
 var knownPrefixes = []string{
 	prefixMeta, prefixVault, prefixProject, prefixSecret, prefixSecretVersion,
-	prefixMachine, prefixAdminToken, prefixBootstrapToken, prefixRequest, prefixRequestTime,
+	prefixMachine, prefixMachineKey, prefixAdminToken, prefixBootstrapToken, prefixRequest, prefixRequestTime,
 	prefixAudit, prefixAuditBucket, prefixAlertSettings, prefixWebhook, prefixDelivery,
 	prefixExpiryWarning,
 }
@@ -58,13 +60,17 @@ var keyspaceEnd = []byte{0xff}
 // deleteRangeEnd ends the range deletion that clears the store on restore.
 var deleteRangeEnd = []byte{0xff, 0xff}
 
-func vaultKey(id VaultID) string       { return prefixVault + string(id) }
-func projectKey(id ProjectID) string   { return prefixProject + string(id) }
-func secretKey(id SecretID) string     { return prefixSecret + string(id) }
-func machineKey(id MachineID) string   { return prefixMachine + string(id) }
-func adminTokenKey(hash string) string { return prefixAdminToken + hash }
-func bootstrapKey(hash string) string  { return prefixBootstrapToken + hash }
-func requestKey(id string) string      { return prefixRequest + id }
+func vaultKey(id VaultID) string     { return prefixVault + string(id) }
+func projectKey(id ProjectID) string { return prefixProject + string(id) }
+func secretKey(id SecretID) string   { return prefixSecret + string(id) }
+func machineKey(id MachineID) string { return prefixMachine + string(id) }
+
+// publicKeyOwnerKey maps a raw public key to the machine registered with
+// it, so that one keypair identifies one machine only.
+func publicKeyOwnerKey(pub []byte) string { return prefixMachineKey + hex.EncodeToString(pub) }
+func adminTokenKey(hash string) string    { return prefixAdminToken + hash }
+func bootstrapKey(hash string) string     { return prefixBootstrapToken + hash }
+func requestKey(id string) string         { return prefixRequest + id }
 
 // secretVersionKey zero-pads the version so that keys sort by version.
 func secretVersionKey(id SecretID, version int) string {
