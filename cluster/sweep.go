@@ -22,12 +22,12 @@ var _ Applier = (*Node)(nil)
 type SweepConfig struct {
 	// NodeID names the proposing node in the commands.
 	NodeID string
-	// Interval is the time between two sweeps (default 10 s). A machine is
-	// refused at request time from the instant it expires; the sweep only
-	// records the expired status, so it is marked within Interval plus
-	// one commit.
+	// Interval is the time between two sweeps (default 10 s). Requests
+	// are refused from the instant a machine expires. The sweep only
+	// records the expired status, within Interval plus one commit.
 	Interval time.Duration
-	// BatchSize is the most machines expired by one command (default 500).
+	// BatchSize is the maximum number of machines that one command
+	// expires (default 500).
 	BatchSize int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
