@@ -180,11 +180,11 @@ func (n *Node) lastStateEntry(index, floor uint64) uint64 {
 const stalePoll = 50 * time.Millisecond
 
 // watchStaleness clears caughtUp whenever this node counts as stale and
-// then catches up again as after a start. Raft's heartbeats travel apart
-// from log replication: when a partition heals, the first heartbeat resets
-// the staleness before the entries committed meanwhile arrive, and without
-// this gate the node would serve, for a moment, a machine that the
-// majority revoked while it was cut off.
+// then catches up again as after a start. Raft sends heartbeats apart from
+// log entries, so when a partition heals the first heartbeat resets the
+// staleness before the entries committed meanwhile arrive. Without this
+// gate the node would briefly serve a machine that the majority revoked
+// while it was cut off.
 func (n *Node) watchStaleness(ctx context.Context) {
 	if n.cfg.MaxStaleness <= 0 {
 		return

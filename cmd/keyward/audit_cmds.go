@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -332,21 +331,23 @@ func (g *globalOptions) stream(ctx context.Context, path string) (io.ReadCloser,
 	return resp.Body, nil
 }
 
-// streamClient is an HTTP client that trusts --ca-file and has no overall
-// timeout: the caller's context ends a stream.
+// streamClient is an HTTP client with the same TLS settings as the API
+// client (--ca-file, --client-cert-file) but no overall timeout, because the
+// caller's context ends a stream.
 func (g *globalOptions) streamClient() (*http.Client, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
-	if g.caFile != "" {
-		pem, err := os.ReadFile(g.caFile)
-		if err != nil {
-			return nil, fmt.Errorf("read --ca-file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca-file %s holds no PEM certificate", g.caFile)
-		}
-		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
+	if g.clientCertFile != "" {
+		tlsConfig = clientCertTLS(g.clientCertFile, g.clientKeyFile)
 	}
+	if g.caFile != "" {
+		pool, err := readCertPool("--ca-file", g.caFile)
+		if err != nil {
+			return nil, err
+		}
+		tlsConfig.RootCAs = pool
+	}
+	transport.TLSClientConfig = tlsConfig
 	return &http.Client{
 		Transport:     transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

@@ -272,7 +272,7 @@ func (c *testCluster) running(skip []*testNode) []*testNode {
 
 var httpClient = &http.Client{Timeout: 15 * time.Second}
 
-// admin sends an operator request and decodes the JSON answer into out when
+// admin sends an operator request and decodes the JSON response into out when
 // out is not nil. It returns the status code.
 func (c *testCluster) admin(n *testNode, method, path string, in, out any) int {
 	c.t.Helper()

@@ -143,8 +143,8 @@ func (o *serverOptions) applyDefaults() error {
 }
 
 // checkPlainHTTP rejects plain HTTP on an address reachable from other hosts
-// unless the operator said so: tokens and secret values would cross the
-// network in clear text.
+// unless --insecure-plain-http is set, because tokens and secret values
+// would cross the network in clear text.
 func (o *serverOptions) checkPlainHTTP() error {
 	if o.insecurePlainHTTP || o.tls.apiTLSEnabled() {
 		return nil

@@ -129,7 +129,7 @@ func readCertPool(flag, path string) (*x509.CertPool, error) {
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(data) {
-		return nil, fmt.Errorf("%s %s holds no PEM certificate", flag, path)
+		return nil, fmt.Errorf("%s %s contains no PEM certificate; give a file with one or more PEM certificates", flag, path)
 	}
 	return pool, nil
 }
