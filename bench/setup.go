@@ -47,7 +47,9 @@ type Setup struct {
 
 // createBase creates a vault, a project and the secret the machines read.
 func (r *runner) createBase(ctx context.Context) (*fixture, error) {
-	name := "keyward-bench-" + time.Now().UTC().Format("20060102T150405Z")
+	// Vault names are unique, so the name carries nanoseconds for runs that
+	// start within one second.
+	name := "keyward-bench-" + time.Now().UTC().Format("20060102T150405.000000000Z")
 	vault, err := r.admin.CreateVault(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSetup, err)

@@ -64,6 +64,39 @@ func applyCreateAdminToken(t *tx, c *Command) (any, error) {
 	return &tok, nil
 }
 
+// applyRevokeAdminToken revokes an admin token by its public id. The last
+// usable owner token for every vault cannot be revoked, because nobody could
+// then manage tokens; create another owner token first. Revoking a revoked
+// token succeeds without change.
+func applyRevokeAdminToken(t *tx, c *Command) (any, error) {
+	var p RevokeAdminTokenPayload
+	if err := decodePayload(c, &p); err != nil {
+		return nil, err
+	}
+	tok, ok := t.adminTokenByID(p.ID)
+	if !ok {
+		return nil, rejectf(ErrNotFound, "admin token %s not found", p.ID)
+	}
+	if tok.RevokedAt != 0 {
+		return tok, nil
+	}
+	if isRootOwner(tok, c.Time) && t.rootOwnerCount(c.Time) == 1 {
+		return nil, rejectf(ErrConflict, "admin token %s is the last owner token for every vault; "+
+			"create another owner token with vaults [\"*\"] before revoking it", p.ID)
+	}
+
+	revoked := *tok
+	revoked.RevokedAt = c.Time
+	t.stage(kindAdminToken, adminTokenKey(revoked.Hash), revoked.Hash, &revoked, &revoked)
+	return &revoked, nil
+}
+
+// isRootOwner reports whether tok is a usable owner token for every vault.
+func isRootOwner(tok *AdminToken, now int64) bool {
+	usable := tok.RevokedAt == 0 && (tok.ExpiresAt == 0 || tok.ExpiresAt > now)
+	return usable && tok.Role == RoleOwner && slices.Equal(tok.Vaults, []string{"*"})
+}
+
 func checkAdminToken(t *tx, tok *AdminToken, now int64) error {
 	if err := checkHandle("token id", tok.ID); err != nil {
 		return err
@@ -122,6 +155,11 @@ func applyCreateVault(t *tx, c *Command) (any, error) {
 	}
 	if _, exists := t.vault(p.ID); exists {
 		return nil, rejectf(ErrAlreadyExists, "vault %s already exists", p.ID)
+	}
+	// Operators pick vaults by name in the console and CLI, so two vaults
+	// with one name would be ambiguous.
+	if other, taken := t.vaultNamed(p.Name); taken {
+		return nil, rejectf(ErrAlreadyExists, "a vault named %q already exists (%s); choose another name", p.Name, other)
 	}
 
 	v := &Vault{

@@ -114,6 +114,7 @@ func TestFSM_CreateVault(t *testing.T) {
 		want    error
 	}{
 		{"duplicate id", CreateVaultPayload{ID: vaultA, Name: "again"}, ErrAlreadyExists},
+		{"duplicate name", CreateVaultPayload{ID: vaultB, Name: "production"}, ErrAlreadyExists},
 		{"bad id prefix", CreateVaultPayload{ID: "vlt_aaaaaaaaaaaaaaaa", Name: "x"}, ErrInvalid},
 		{"upper-case id", CreateVaultPayload{ID: "vault_AAAAAAAAAAAAAAAA", Name: "x"}, ErrInvalid},
 		{"short id", CreateVaultPayload{ID: "vault_abc", Name: "x"}, ErrInvalid},
@@ -213,4 +214,44 @@ func TestFSM_CreateProject(t *testing.T) {
 	if got := h.f.Projects(vaultA); len(got) != 2 || got[0].ID != projA2 || got[1].ID != projA {
 		t.Fatalf("Projects(%s) = %v, want [%s %s]", vaultA, got, projA2, projA)
 	}
+}
+
+func TestFSM_RevokeAdminToken(t *testing.T) {
+	h := newHarness(t)
+	h.setupVault(vaultA)
+	owner := func(id string, vaults ...string) AdminToken {
+		return AdminToken{ID: id, Hash: tokenHash(id), Name: id, Role: RoleOwner, Vaults: vaults}
+	}
+	h.mustApply(CmdCreateAdminToken, CreateAdminTokenPayload{Token: owner("at_root1", "*")}, nil)
+	h.mustApply(CmdCreateAdminToken, CreateAdminTokenPayload{Token: owner("at_root2", "*")}, nil)
+	h.mustApply(CmdCreateAdminToken, CreateAdminTokenPayload{Token: owner("at_team", string(vaultA))}, nil)
+
+	roots := 0
+	for _, tok := range h.f.AdminTokens() {
+		if isRootOwner(tok, h.now) {
+			roots++
+		}
+	}
+	if roots != 2 {
+		t.Fatalf("%d root owner tokens, want 2", roots)
+	}
+
+	var got AdminToken
+	h.mustApply(CmdRevokeAdminToken, RevokeAdminTokenPayload{ID: "at_root2"}, &got)
+	if got.RevokedAt != h.now {
+		t.Fatalf("RevokedAt = %d, want %d", got.RevokedAt, h.now)
+	}
+	if tok, _ := h.f.AdminTokenByHash(tokenHash("at_root2")); tok == nil || tok.RevokedAt != h.now {
+		t.Fatalf("indexed token = %+v, want revoked", tok)
+	}
+
+	// A vault-scoped owner does not count as a root owner, so the last
+	// root owner cannot be revoked.
+	for _, tok := range h.f.AdminTokens() {
+		if isRootOwner(tok, h.now) {
+			h.expectReject(CmdRevokeAdminToken, RevokeAdminTokenPayload{ID: tok.ID}, ErrConflict)
+		}
+	}
+	h.mustApply(CmdRevokeAdminToken, RevokeAdminTokenPayload{ID: "at_team"}, nil)
+	h.expectReject(CmdRevokeAdminToken, RevokeAdminTokenPayload{ID: "at_missing"}, ErrNotFound)
 }

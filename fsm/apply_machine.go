@@ -54,7 +54,7 @@ func applyRegisterMachine(t *tx, c *Command) (any, error) {
 		Projects:     []ProjectID{},
 		Grants:       []SecretID{},
 	}
-	policy, err := fillFromToken(&m, tok, p, c.Time)
+	policy, err := fillFromToken(t, &m, tok, p, c.Time)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +68,7 @@ func applyRegisterMachine(t *tx, c *Command) (any, error) {
 
 // fillFromToken sets the fields that depend on the token kind: name, kind,
 // and for temp and enrollment tokens the expiry, purpose and guardrails.
-func fillFromToken(m *Machine, tok *BootstrapToken, p RegisterMachinePayload, now int64) (*guard.Policy, error) {
+func fillFromToken(t *tx, m *Machine, tok *BootstrapToken, p RegisterMachinePayload, now int64) (*guard.Policy, error) {
 	switch tok.Kind {
 	case TokenKindStandard:
 		m.Kind = KindStandard
@@ -78,12 +78,22 @@ func fillFromToken(m *Machine, tok *BootstrapToken, p RegisterMachinePayload, no
 		m.Kind = KindTemp
 		m.Name = tok.MachineName
 	case TokenKindEnrollment:
-		// NOTE: enrollment tokens carry no project or secret lists yet, so
-		// an ephemeral machine starts pending with no access, like a temp one.
+		// The enrollment token is the operator's approval given in advance,
+		// so an ephemeral machine starts active with the token's projects
+		// and grants. Grants on secrets deleted since the token was issued
+		// are dropped.
 		m.Kind = KindEphemeral
 		m.Name = firstNonEmpty(p.Name, p.Hostname)
 		if err := checkText("machine name", m.Name, 1, MaxMachineNameChars); err != nil {
 			return nil, err
+		}
+		m.Status = StatusActive
+		m.ApprovedAt = now
+		m.Projects = append([]ProjectID{}, tok.ProjectIDs...)
+		for _, id := range tok.SecretIDs {
+			if _, ok := t.secret(id); ok {
+				m.Grants = append(m.Grants, id)
+			}
 		}
 	default:
 		return nil, rejectf(ErrTokenInvalid, "bootstrap token %s has unknown kind %q", tok.ID, tok.Kind)
@@ -236,6 +246,26 @@ func applySetGrants(t *tx, c *Command) (any, error) {
 		grants = []SecretID{}
 	}
 	return t.updateMachine(e, func(m *Machine) { m.Grants = grants }), nil
+}
+
+// applyRenameMachine sets a machine's name. Renaming to the current name
+// succeeds without change.
+func applyRenameMachine(t *tx, c *Command) (any, error) {
+	var p RenameMachinePayload
+	if err := decodePayload(c, &p); err != nil {
+		return nil, err
+	}
+	if err := checkText("machine name", p.Name, 1, MaxMachineNameChars); err != nil {
+		return nil, err
+	}
+	e, err := t.machineInVault(p.VaultID, p.MachineID)
+	if err != nil {
+		return nil, err
+	}
+	if e.Machine.Name == p.Name {
+		return &e.Machine, nil
+	}
+	return t.updateMachine(e, func(m *Machine) { m.Name = p.Name }), nil
 }
 
 // applySetGuardrails replaces the machine's guardrails; nil or empty

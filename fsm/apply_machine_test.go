@@ -3,6 +3,8 @@ package fsm
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,22 +95,85 @@ func TestFSM_RegisterTempMachine(t *testing.T) {
 func TestFSM_RegisterEnrollmentMachine(t *testing.T) {
 	h := newHarness(t)
 	h.setupVault(vaultA)
+	h.setupProject(vaultA, projA, "web")
+	h.setupSecret(projA, secA, "db", "v1")
 	h.setupToken(vaultA, "enroll", TokenKindEnrollment, func(b *BootstrapToken) {
 		b.MaxUses = 2
 		b.Lifetime = &Lifetime{Days: 1}
+		b.ProjectIDs = []ProjectID{projA, projA}
+		b.SecretIDs = []SecretID{secA}
 	})
 	for i, id := range []MachineID{machine1, machine2} {
 		var m Machine
 		h.mustApply(CmdRegisterMachine, RegisterMachinePayload{
 			TokenHash: tokenHash("enroll"), MachineID: id, PublicKey: publicKey(byte(i + 1)), Hostname: "runner",
 		}, &m)
-		if m.Kind != KindEphemeral || m.ExpiresAt != h.now+int64(24*time.Hour/time.Millisecond) {
-			t.Fatalf("machine = %+v", m)
+		if m.Kind != KindEphemeral {
+			t.Fatalf("kind = %q, want %q", m.Kind, KindEphemeral)
+		}
+		if m.ExpiresAt != h.now+int64(24*time.Hour/time.Millisecond) {
+			t.Fatalf("expiresAt = %d, want one day after %d", m.ExpiresAt, h.now)
+		}
+		if m.Status != StatusActive || m.ApprovedAt != h.now {
+			t.Fatalf("status = %q approvedAt = %d, want active at %d", m.Status, m.ApprovedAt, h.now)
+		}
+		if !slices.Equal(m.Projects, []ProjectID{projA}) {
+			t.Fatalf("projects = %v, want [%s]", m.Projects, projA)
+		}
+		if !slices.Equal(m.Grants, []SecretID{secA}) {
+			t.Fatalf("grants = %v, want [%s]", m.Grants, secA)
+		}
+		if e, _ := h.f.Machine(id); e == nil {
+			t.Fatalf("enrolled machine %s is not in the index", id)
+		} else if _, granted := e.Grants[secA]; !granted {
+			t.Fatalf("index entry of %s has no grant on %s", id, secA)
 		}
 	}
 	h.expectReject(CmdRegisterMachine, RegisterMachinePayload{
 		TokenHash: tokenHash("enroll"), MachineID: machine3, PublicKey: publicKey(3), Hostname: "runner",
 	}, ErrTokenInvalid)
+}
+
+func TestFSM_EnrollmentTokenAccessLists(t *testing.T) {
+	h := newHarness(t)
+	h.setupVault(vaultA)
+	h.setupVault(vaultB)
+	h.setupProject(vaultA, projA, "web")
+	h.setupProject(vaultA, projA2, "batch")
+	h.setupProject(vaultB, projB, "other")
+	h.setupSecret(projA, secA, "db", "v1")
+	h.setupSecret(projA2, secA2, "queue", "v1")
+
+	enroll := func(b *BootstrapToken) { b.MaxUses = 5; b.Lifetime = &Lifetime{Days: 1} }
+	cases := []struct {
+		name   string
+		kind   string
+		mutate func(*BootstrapToken)
+		want   error
+	}{
+		{"project of another vault", TokenKindEnrollment, func(b *BootstrapToken) {
+			enroll(b)
+			b.ProjectIDs = []ProjectID{projB}
+		}, ErrNotFound},
+		{"unknown secret", TokenKindEnrollment, func(b *BootstrapToken) {
+			enroll(b)
+			b.ProjectIDs = []ProjectID{projA}
+			b.SecretIDs = []SecretID{"sk_missing00"}
+		}, ErrNotFound},
+		{"secret outside listed projects", TokenKindEnrollment, func(b *BootstrapToken) {
+			enroll(b)
+			b.ProjectIDs = []ProjectID{projA}
+			b.SecretIDs = []SecretID{secA2}
+		}, ErrInvalid},
+		{"standard with projects", TokenKindStandard, func(b *BootstrapToken) { b.ProjectIDs = []ProjectID{projA} }, ErrInvalid},
+		{"temp with secrets", TokenKindTemp, func(b *BootstrapToken) { b.SecretIDs = []SecretID{secA} }, ErrInvalid},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := bootstrapToken(h.now, vaultA, "acl-"+string(rune('a'+i)), tc.kind, tc.mutate)
+			h.expectReject(CmdCreateBootstrapToken, CreateBootstrapTokenPayload{Token: tok}, tc.want)
+		})
+	}
 }
 
 func TestFSM_RegisterRejects(t *testing.T) {
@@ -446,4 +511,35 @@ func TestFSM_MachineJSONFields(t *testing.T) {
 			t.Errorf("machine JSON lacks %q: %s", name, r.Body)
 		}
 	}
+}
+
+func TestFSM_RenameMachine(t *testing.T) {
+	h := newHarness(t)
+	h.setupVault(vaultA)
+	h.setupVault(vaultB)
+	h.setupMachine(vaultA, machine1, TokenKindStandard, 1)
+
+	var m Machine
+	h.mustApply(CmdRenameMachine, RenameMachinePayload{VaultID: vaultA, MachineID: machine1, Name: "worker-2"}, &m)
+	if m.Name != "worker-2" {
+		t.Fatalf("name = %q, want worker-2", m.Name)
+	}
+	if got := h.machine(machine1).Name; got != "worker-2" {
+		t.Fatalf("stored name = %q, want worker-2", got)
+	}
+	renames := func() int {
+		return strings.Count(strings.Join(actionsOf(auditEntries(t, h.f, vaultA)), " "), "machine_rename")
+	}
+	if n := renames(); n != 1 {
+		t.Fatalf("%d machine_rename entries, want 1", n)
+	}
+	// Renaming to the same name changes nothing and audits nothing.
+	h.mustApply(CmdRenameMachine, RenameMachinePayload{VaultID: vaultA, MachineID: machine1, Name: "worker-2"}, nil)
+	if n := renames(); n != 1 {
+		t.Fatalf("%d machine_rename entries after a no-op rename, want 1", n)
+	}
+
+	h.expectReject(CmdRenameMachine, RenameMachinePayload{VaultID: vaultA, MachineID: machine1, Name: ""}, ErrInvalid)
+	h.expectReject(CmdRenameMachine, RenameMachinePayload{VaultID: vaultB, MachineID: machine1, Name: "x"}, ErrNotFound)
+	h.expectReject(CmdRenameMachine, RenameMachinePayload{VaultID: vaultA, MachineID: machine2, Name: "x"}, ErrNotFound)
 }

@@ -80,6 +80,44 @@ func applyUpdateSecret(t *tx, c *Command) (any, error) {
 	return &s, nil
 }
 
+// DeletedSecret is the result of a secret delete: the secret as it was and
+// the machines whose grant on it was removed.
+type DeletedSecret struct {
+	Secret        Secret      `json:"secret"`
+	RevokedGrants []MachineID `json:"revokedGrants"`
+}
+
+// applyDeleteSecret deletes a secret, every stored version of it, and its
+// grants. Removing the grants in the same batch means that a secret later
+// created with the same id could not inherit them. The value is gone for
+// good; the audit trail keeps the metadata.
+func applyDeleteSecret(t *tx, c *Command) (any, error) {
+	var p DeleteSecretPayload
+	if err := decodePayload(c, &p); err != nil {
+		return nil, err
+	}
+	old, ok := t.secret(p.ID)
+	if !ok || old.meta.VaultID != p.VaultID {
+		return nil, rejectf(ErrNotFound, "secret %s not found in vault %s", p.ID, p.VaultID)
+	}
+
+	revoked := []MachineID{}
+	for _, e := range t.machinesInVault(p.VaultID) {
+		if _, granted := e.Grants[p.ID]; !granted {
+			continue
+		}
+		t.updateMachine(e, func(m *Machine) {
+			m.Grants = slices.DeleteFunc(m.Grants, func(id SecretID) bool { return id == p.ID })
+		})
+		revoked = append(revoked, e.Machine.ID)
+	}
+	for v := 1; v <= old.meta.Version; v++ {
+		t.stageDelete(kindSecretVersion, secretVersionKey(p.ID, v), string(p.ID))
+	}
+	t.stageDelete(kindSecret, secretKey(p.ID), string(p.ID))
+	return &DeletedSecret{Secret: *old.meta, RevokedGrants: revoked}, nil
+}
+
 // stageSecretVersion writes the version record and the secret metadata
 // that points at it.
 func stageSecretVersion(t *tx, s *Secret, projectKey []byte, sealed Sealed, now int64) {

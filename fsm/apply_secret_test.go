@@ -3,6 +3,7 @@ package fsm
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -161,4 +162,53 @@ func TestFSM_SecretValueErrors(t *testing.T) {
 	if _, err := f.SecretValue(secA); !errors.Is(err, ErrNoKeyring) {
 		t.Fatalf("no keyring: error = %v, want ErrNoKeyring", err)
 	}
+}
+
+func TestFSM_DeleteSecret(t *testing.T) {
+	h := newHarness(t)
+	h.setupVault(vaultA)
+	h.setupVault(vaultB)
+	h.setupProject(vaultA, projA, "payments")
+	h.setupSecret(projA, secA, "db", "v1")
+	h.setupSecret(projA, secA2, "queue", "q1")
+	h.mustApply(CmdUpdateSecret, UpdateSecretPayload{ID: secA, ExpectedVersion: 1, Sealed: h.seal(projA, secA, "v2")}, nil)
+	h.setupMachine(vaultA, machine1, TokenKindStandard, 1)
+	h.setupMachine(vaultA, machine2, TokenKindStandard, 2)
+	h.mustApply(CmdSetGrants, SetGrantsPayload{VaultID: vaultA, MachineID: machine1, SecretIDs: []SecretID{secA, secA2}}, nil)
+	h.mustApply(CmdSetGrants, SetGrantsPayload{VaultID: vaultA, MachineID: machine2, SecretIDs: []SecretID{secA2}}, nil)
+
+	h.expectReject(CmdDeleteSecret, DeleteSecretPayload{VaultID: vaultB, ID: secA}, ErrNotFound)
+
+	var d DeletedSecret
+	h.mustApply(CmdDeleteSecret, DeleteSecretPayload{VaultID: vaultA, ID: secA}, &d)
+	if d.Secret.ID != secA || !slices.Equal(d.RevokedGrants, []MachineID{machine1}) {
+		t.Fatalf("delete result = %+v, want secret %s and revoked grants [%s]", d, secA, machine1)
+	}
+	if _, ok := h.f.Secret(secA); ok {
+		t.Fatal("deleted secret is still indexed")
+	}
+	if got := h.f.Secrets(projA); len(got) != 1 || got[0].ID != secA2 {
+		t.Fatalf("project secrets = %v, want only %s", got, secA2)
+	}
+	if _, err := h.f.SecretVersions(secA); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("SecretVersions of a deleted secret: %v, want ErrNotFound", err)
+	}
+	if got := h.machine(machine1).Grants; !slices.Equal(got, []SecretID{secA2}) {
+		t.Fatalf("machine1 grants = %v, want [%s]", got, secA2)
+	}
+	if e, _ := h.f.Machine(machine1); e == nil {
+		t.Fatal("machine1 missing from the index")
+	} else if _, granted := e.Grants[secA]; granted {
+		t.Fatal("machine1's index entry still grants the deleted secret")
+	}
+	if got := h.machine(machine2).Grants; !slices.Equal(got, []SecretID{secA2}) {
+		t.Fatalf("machine2 grants = %v, want [%s] unchanged", got, secA2)
+	}
+	if n := strings.Count(strings.Join(actionsOf(auditEntries(t, h.f, vaultA)), " "), "secret_delete"); n != 1 {
+		t.Fatalf("%d secret_delete entries, want 1", n)
+	}
+
+	h.expectReject(CmdDeleteSecret, DeleteSecretPayload{VaultID: vaultA, ID: secA}, ErrNotFound)
+	// The name is free again.
+	h.setupSecret(projA, secB, "db", "new")
 }

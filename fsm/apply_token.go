@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"slices"
 	"time"
 
 	"github.com/keyward/keyward/guard"
@@ -23,6 +24,9 @@ func applyCreateBootstrapToken(t *tx, c *Command) (any, error) {
 	}
 	if _, ok := t.vault(tok.VaultID); !ok {
 		return nil, rejectf(ErrNotFound, "vault %s not found", tok.VaultID)
+	}
+	if err := checkEnrollmentAccess(t, &tok); err != nil {
+		return nil, err
 	}
 	if _, exists := t.bootstrapToken(tok.Hash); exists {
 		return nil, rejectf(ErrAlreadyExists, "a bootstrap token with this hash exists")
@@ -69,6 +73,51 @@ func checkStandardToken(tok *BootstrapToken, now int64) error {
 	if tok.MachineName != "" || tok.Purpose != "" || tok.Lifetime != nil || tok.Guardrails != nil {
 		return rejectf(ErrInvalid, "a standard token has no machine name, purpose, lifetime or guardrails; issue a temp token for those")
 	}
+	return checkNoAccessLists(tok)
+}
+
+// checkNoAccessLists rejects project and secret lists on a token kind
+// that registers machines pending and without access.
+func checkNoAccessLists(tok *BootstrapToken) error {
+	if len(tok.ProjectIDs) > 0 || len(tok.SecretIDs) > 0 {
+		return rejectf(ErrInvalid, "a %s token has no project or secret lists; issue an enrollment token for those", tok.Kind)
+	}
+	return nil
+}
+
+// checkEnrollmentAccess checks the project and secret lists of an
+// enrollment token against the state: every project belongs to the
+// token's vault and every secret to one of the listed projects, because a
+// grant outside the machine's projects could never be used. The lists are
+// sorted and de-duplicated in place.
+func checkEnrollmentAccess(t *tx, tok *BootstrapToken) error {
+	if tok.Kind != TokenKindEnrollment {
+		return nil
+	}
+	if len(tok.ProjectIDs) > MaxMachineProjects {
+		return rejectf(ErrInvalid, "an enrollment token lists %d projects, limit %d", len(tok.ProjectIDs), MaxMachineProjects)
+	}
+	if len(tok.SecretIDs) > MaxGrants {
+		return rejectf(ErrInvalid, "an enrollment token lists %d secrets, limit %d", len(tok.SecretIDs), MaxGrants)
+	}
+	tok.ProjectIDs = slices.Compact(slices.Sorted(slices.Values(tok.ProjectIDs)))
+	tok.SecretIDs = slices.Compact(slices.Sorted(slices.Values(tok.SecretIDs)))
+
+	for _, id := range tok.ProjectIDs {
+		if p, ok := t.project(id); !ok || p.VaultID != tok.VaultID {
+			return rejectf(ErrNotFound, "project %s not found in vault %s", id, tok.VaultID)
+		}
+	}
+	for _, id := range tok.SecretIDs {
+		s, ok := t.secret(id)
+		if !ok || s.meta.VaultID != tok.VaultID {
+			return rejectf(ErrNotFound, "secret %s not found in vault %s", id, tok.VaultID)
+		}
+		if _, listed := slices.BinarySearch(tok.ProjectIDs, s.meta.ProjectID); !listed {
+			return rejectf(ErrInvalid, "secret %s belongs to project %s, which the token does not list; add the project to projectIds",
+				id, s.meta.ProjectID)
+		}
+	}
 	return nil
 }
 
@@ -83,6 +132,9 @@ func checkTempToken(tok *BootstrapToken, now int64) error {
 		return err
 	}
 	if err := checkLifetime(tok.Lifetime, now); err != nil {
+		return err
+	}
+	if err := checkNoAccessLists(tok); err != nil {
 		return err
 	}
 	_, err := compileGuardrails(tok.Guardrails)

@@ -23,7 +23,7 @@ type auditBefore struct {
 func auditStateBefore(t *tx, c *Command) auditBefore {
 	switch c.Type {
 	case CmdSetMachineStatus, CmdAttachProject, CmdDetachProject, CmdSetGrants,
-		CmdExtendMachine, CmdRevertExtension, CmdSetGuardrails, CmdPurgeMachine:
+		CmdExtendMachine, CmdRevertExtension, CmdSetGuardrails, CmdPurgeMachine, CmdRenameMachine:
 	default:
 		return auditBefore{}
 	}
@@ -46,11 +46,13 @@ type auditor func(t *tx, c *Command, before auditBefore, body any) []*AuditEntry
 var auditors = map[CommandType]auditor{
 	CmdInit:                 auditInit,
 	CmdCreateAdminToken:     auditAdminToken,
+	CmdRevokeAdminToken:     auditAdminTokenRevoke,
 	CmdCreateVault:          auditVault("vault_create", SeverityInfo),
 	CmdSetVaultAllowlist:    auditVault("vault_allowlist_update", SeverityHigh),
 	CmdCreateProject:        auditProject,
 	CmdCreateSecret:         auditSecret("secret_create"),
-	CmdUpdateSecret:         auditSecret("secret_update"),
+	CmdUpdateSecret:         auditSecretUpdate,
+	CmdDeleteSecret:         auditSecretDelete,
 	CmdCreateBootstrapToken: auditTokenCreate,
 	CmdRevokeBootstrapToken: auditTokenRevoke,
 	CmdRegisterMachine:      auditRegister,
@@ -63,6 +65,7 @@ var auditors = map[CommandType]auditor{
 	CmdSetGuardrails:        auditGuardrails,
 	CmdExpireMachines:       auditExpire,
 	CmdPurgeMachine:         auditPurge,
+	CmdRenameMachine:        auditRename,
 
 	CmdAuditAppend:       nil,
 	CmdAuditCompact:      nil,
@@ -109,6 +112,20 @@ func auditAdminToken(_ *tx, c *Command, _ auditBefore, body any) []*AuditEntry {
 	return one(e)
 }
 
+func auditAdminTokenRevoke(_ *tx, c *Command, _ auditBefore, body any) []*AuditEntry {
+	tok := body.(*AdminToken)
+	if tok.RevokedAt != c.Time {
+		return nil // revoked before; nothing changed
+	}
+	e := systemEntry(c, "admin_token_revoke", SeverityHigh)
+	if len(tok.Vaults) == 1 && tok.Vaults[0] != "*" {
+		e.VaultID = VaultID(tok.Vaults[0])
+	}
+	e.Detail = fmt.Sprintf("admin token %s (%s) with role %s revoked", tok.ID, tok.Name, tok.Role)
+	e.Fields = fieldsJSON(map[string]any{"tokenId": tok.ID, "name": tok.Name, "role": tok.Role, "vaults": tok.Vaults})
+	return one(e)
+}
+
 func auditVault(action, severity string) auditor {
 	return func(_ *tx, c *Command, _ auditBefore, body any) []*AuditEntry {
 		v := body.(*Vault)
@@ -137,6 +154,31 @@ func auditSecret(action string) auditor {
 	}
 }
 
+func auditSecretUpdate(t *tx, c *Command, before auditBefore, body any) []*AuditEntry {
+	entries := auditSecret("secret_update")(t, c, before, body)
+	var p UpdateSecretPayload
+	if json.Unmarshal(c.Payload, &p) != nil || p.RestoredVersion == 0 {
+		return entries
+	}
+	s := body.(*Secret)
+	entries[0].Fields = fieldsJSON(map[string]any{
+		"projectId": s.ProjectID, "name": s.Name, "type": s.Type, "version": s.Version,
+		"restoredVersion": p.RestoredVersion,
+	})
+	return entries
+}
+
+func auditSecretDelete(_ *tx, c *Command, _ auditBefore, body any) []*AuditEntry {
+	d := body.(*DeletedSecret)
+	e := systemEntry(c, "secret_delete", SeverityHigh)
+	e.VaultID, e.SecretID = d.Secret.VaultID, d.Secret.ID
+	e.Fields = fieldsJSON(map[string]any{
+		"projectId": d.Secret.ProjectID, "name": d.Secret.Name, "versions": d.Secret.Version,
+		"revokedGrants": d.RevokedGrants,
+	})
+	return one(e)
+}
+
 // tokenAction names the create or revoke action of a bootstrap token kind.
 func tokenAction(kind, verb string) string {
 	switch kind {
@@ -149,10 +191,15 @@ func tokenAction(kind, verb string) string {
 }
 
 func tokenFields(tok *BootstrapToken) json.RawMessage {
-	return fieldsJSON(map[string]any{
+	fields := map[string]any{
 		"tokenId": tok.ID, "kind": tok.Kind, "expiresAt": tok.ExpiresAt, "maxUses": tok.MaxUses,
 		"machineName": tok.MachineName, "purpose": tok.Purpose, "lifetime": tok.Lifetime, "guardrails": tok.Guardrails,
-	})
+	}
+	if tok.Kind == TokenKindEnrollment {
+		fields["projectIds"] = tok.ProjectIDs
+		fields["secretIds"] = tok.SecretIDs
+	}
+	return fieldsJSON(fields)
 }
 
 func auditTokenCreate(_ *tx, c *Command, _ auditBefore, body any) []*AuditEntry {
@@ -215,6 +262,16 @@ func auditStatus(_ *tx, c *Command, before auditBefore, body any) []*AuditEntry 
 	}
 	e := machineEntry(c, "machine_"+p.Action, severity, m)
 	e.Fields = fieldsJSON(map[string]any{"from": before.machine.Machine.Status, "to": m.Status, "name": m.Name})
+	return one(e)
+}
+
+func auditRename(_ *tx, c *Command, before auditBefore, body any) []*AuditEntry {
+	m := body.(*Machine)
+	if unchanged(before, m) {
+		return nil
+	}
+	e := machineEntry(c, "machine_rename", SeverityLow, m)
+	e.Fields = fieldsJSON(map[string]any{"from": before.machine.Machine.Name, "to": m.Name})
 	return one(e)
 }
 

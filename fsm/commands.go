@@ -32,6 +32,9 @@ const (
 	CmdSetGuardrails        CommandType = "machine.guardrails"
 	CmdExpireMachines       CommandType = "machine.expire"
 	CmdPurgeMachine         CommandType = "machine.purge"
+	CmdRenameMachine        CommandType = "machine.rename"
+	CmdRevokeAdminToken     CommandType = "admin_token.revoke"
+	CmdDeleteSecret         CommandType = "secret.delete"
 
 	// Audit and alerting commands; their payloads are in audit_commands.go.
 	CmdAuditAppend       CommandType = "audit.append"
@@ -117,6 +120,9 @@ type UpdateSecretPayload struct {
 	ExpectedVersion int      `json:"expectedVersion"`
 	FieldNames      []string `json:"fieldNames,omitempty"`
 	Sealed          Sealed   `json:"sealed"`
+	// RestoredVersion is set by a rollback: the version whose sealed value
+	// the new version copies. It is kept in the audit entry.
+	RestoredVersion int `json:"restoredVersion,omitempty"`
 }
 
 // CreateBootstrapTokenPayload stores a registration token.
@@ -140,6 +146,26 @@ type RegisterMachinePayload struct {
 	PublicKey []byte    `json:"publicKey"`
 	Hostname  string    `json:"hostname"`
 	Name      string    `json:"name,omitempty"`
+}
+
+// DeleteSecretPayload deletes a secret with every stored version and
+// removes it from the grants of every machine of its vault.
+type DeleteSecretPayload struct {
+	VaultID VaultID  `json:"vaultId"`
+	ID      SecretID `json:"id"`
+}
+
+// RevokeAdminTokenPayload revokes an admin token by its public id.
+type RevokeAdminTokenPayload struct {
+	ID string `json:"id"`
+}
+
+// RenameMachinePayload gives a machine a new display name. Names need not
+// be unique; the id stays the machine's identity.
+type RenameMachinePayload struct {
+	VaultID   VaultID   `json:"vaultId"`
+	MachineID MachineID `json:"machineId"`
+	Name      string    `json:"name"`
 }
 
 // Machine status actions.

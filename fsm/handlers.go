@@ -11,11 +11,13 @@ type handler func(t *tx, c *Command) (any, error)
 var handlers = map[CommandType]handler{
 	CmdInit:                 applyInit,
 	CmdCreateAdminToken:     applyCreateAdminToken,
+	CmdRevokeAdminToken:     applyRevokeAdminToken,
 	CmdCreateVault:          applyCreateVault,
 	CmdSetVaultAllowlist:    applySetVaultAllowlist,
 	CmdCreateProject:        applyCreateProject,
 	CmdCreateSecret:         applyCreateSecret,
 	CmdUpdateSecret:         applyUpdateSecret,
+	CmdDeleteSecret:         applyDeleteSecret,
 	CmdCreateBootstrapToken: applyCreateBootstrapToken,
 	CmdRevokeBootstrapToken: applyRevokeBootstrapToken,
 	CmdRegisterMachine:      applyRegisterMachine,
@@ -28,6 +30,7 @@ var handlers = map[CommandType]handler{
 	CmdSetGuardrails:        applySetGuardrails,
 	CmdExpireMachines:       applyExpireMachines,
 	CmdPurgeMachine:         applyPurgeMachine,
+	CmdRenameMachine:        applyRenameMachine,
 
 	CmdAuditAppend:       applyAuditAppend,
 	CmdAuditCompact:      applyAuditCompact,

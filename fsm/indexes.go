@@ -193,8 +193,9 @@ func members[O, I comparable](mu *sync.RWMutex, sets map[O]map[I]struct{}, owner
 }
 
 // publish installs one committed change. Each change replaces exactly one
-// slot and the membership sets only grow (apart from machine purge), so the
-// order in which changes of a batch are published does not matter.
+// slot and the membership sets only grow (apart from machine purge and
+// secret delete), so the order in which changes of a batch are published
+// does not matter.
 func (ix *indexes) publish(c *change) {
 	switch c.kind {
 	case kindInit:
@@ -205,6 +206,10 @@ func (ix *indexes) publish(c *change) {
 	case kindProject:
 		ix.publishProject(c.entry.(*Project))
 	case kindSecret:
+		if c.deleted {
+			ix.deleteSecret(SecretID(c.id))
+			return
+		}
 		ix.publishSecret(c.entry.(*secretEntry))
 	case kindMachine:
 		ix.publishMachine(c)
@@ -228,6 +233,16 @@ func (ix *indexes) publishSecret(s *secretEntry) {
 	ix.listMu.Lock()
 	addMember(ix.secretsByProject, s.meta.ProjectID, s.meta.ID)
 	ix.listMu.Unlock()
+}
+
+func (ix *indexes) deleteSecret(id SecretID) {
+	old, ok := ix.secrets.get(id)
+	ix.secrets.del(id)
+	if ok {
+		ix.listMu.Lock()
+		delete(ix.secretsByProject[old.meta.ProjectID], id)
+		ix.listMu.Unlock()
+	}
 }
 
 func (ix *indexes) publishBootstrapToken(tok *BootstrapToken) {

@@ -159,6 +159,14 @@ func (f *FSM) AdminTokenByHash(hash string) (*AdminToken, bool) {
 	return f.idx.Load().adminTokens.get(hash)
 }
 
+// AdminTokens returns every admin token, revoked ones included, sorted by
+// id.
+func (f *FSM) AdminTokens() []*AdminToken {
+	out := f.idx.Load().adminTokens.values()
+	slices.SortFunc(out, func(a, b *AdminToken) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
 // BootstrapTokenByHash returns the bootstrap token with a SHA-256 hash.
 func (f *FSM) BootstrapTokenByHash(hash string) (*BootstrapToken, bool) {
 	return f.idx.Load().bootstrapTokens.get(hash)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -244,6 +245,82 @@ func (t *tx) uncommittedIDs(kind recordKind) []string {
 		}
 	}
 	return ids
+}
+
+// adminTokens returns every admin token, committed or staged in this
+// batch, sorted by id.
+func (t *tx) adminTokens() []*AdminToken {
+	hashes := t.uncommittedIDs(kindAdminToken)
+	for _, tok := range t.idx.adminTokens.values() {
+		hashes = append(hashes, tok.Hash)
+	}
+	slices.Sort(hashes)
+	hashes = slices.Compact(hashes)
+
+	out := make([]*AdminToken, 0, len(hashes))
+	for _, h := range hashes {
+		if tok, ok := t.adminToken(h); ok {
+			out = append(out, tok)
+		}
+	}
+	slices.SortFunc(out, func(a, b *AdminToken) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// adminTokenByID returns the admin token with a public id.
+func (t *tx) adminTokenByID(id string) (*AdminToken, bool) {
+	for _, tok := range t.adminTokens() {
+		if tok.ID == id {
+			return tok, true
+		}
+	}
+	return nil, false
+}
+
+// rootOwnerCount counts the usable owner tokens for every vault.
+func (t *tx) rootOwnerCount(now int64) int {
+	n := 0
+	for _, tok := range t.adminTokens() {
+		if isRootOwner(tok, now) {
+			n++
+		}
+	}
+	return n
+}
+
+// machinesInVault returns the machines of vault, committed or staged in
+// this batch, sorted by id.
+func (t *tx) machinesInVault(vault VaultID) []*MachineEntry {
+	ids := members(&t.idx.listMu, t.idx.machinesByVault, vault)
+	for _, id := range t.uncommittedIDs(kindMachine) {
+		ids = append(ids, MachineID(id))
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+
+	var out []*MachineEntry
+	for _, id := range ids {
+		if e, ok := t.machine(id); ok && e.Machine.VaultID == vault {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// vaultNamed returns the id of a vault called name, committed or staged
+// in this batch. Names compare exactly.
+func (t *tx) vaultNamed(name string) (VaultID, bool) {
+	for _, id := range t.uncommittedIDs(kindVault) {
+		if v, ok := t.vault(VaultID(id)); ok && v.vault.Name == name {
+			return v.vault.ID, true
+		}
+	}
+	for _, v := range t.idx.vaults.values() {
+		if v.vault.Name == name {
+			return v.vault.ID, true
+		}
+	}
+	return "", false
 }
 
 // projectsInVault returns the projects of vault, sorted by id.

@@ -171,10 +171,18 @@ type BootstrapToken struct {
 	RevokedAt int64   `json:"revokedAt,omitempty"`
 
 	// Temp tokens only.
-	MachineName string            `json:"machineName,omitempty"`
-	Purpose     string            `json:"purpose,omitempty"`
-	Lifetime    *Lifetime         `json:"lifetime,omitempty"`
-	Guardrails  *guard.Guardrails `json:"guardrails,omitempty"`
+	MachineName string `json:"machineName,omitempty"`
+
+	// Temp and enrollment tokens.
+	Purpose    string            `json:"purpose,omitempty"`
+	Lifetime   *Lifetime         `json:"lifetime,omitempty"`
+	Guardrails *guard.Guardrails `json:"guardrails,omitempty"`
+
+	// Enrollment tokens only: the projects every enrolled machine joins and
+	// the secrets it is granted, sorted. Grants name secrets of those
+	// projects only.
+	ProjectIDs []ProjectID `json:"projectIds,omitempty"`
+	SecretIDs  []SecretID  `json:"secretIds,omitempty"`
 }
 
 // AdminToken authenticates an operator. Only the SHA-256 (Hash, lower-case
@@ -187,4 +195,5 @@ type AdminToken struct {
 	Vaults    []string `json:"vaults"`
 	CreatedAt int64    `json:"createdAt"`
 	ExpiresAt int64    `json:"expiresAt,omitempty"`
+	RevokedAt int64    `json:"revokedAt,omitempty"`
 }

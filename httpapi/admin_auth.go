@@ -112,6 +112,9 @@ func (s *Server) authenticateAdmin(rc *request) (*fsm.AdminToken, error) {
 	if !found || !hashesEqual(tok.Hash, hash) {
 		return nil, fail(ErrUnauthorized, "Invalid admin token")
 	}
+	if tok.RevokedAt != 0 {
+		return nil, fail(ErrUnauthorized, "Admin token has been revoked; ask an owner for a new one")
+	}
 	if tok.ExpiresAt != 0 && rc.now.UnixMilli() >= tok.ExpiresAt {
 		return nil, fail(ErrUnauthorized, "Admin token has expired; ask an owner for a new one")
 	}

@@ -74,6 +74,29 @@ func (s *Server) machineAction(action string) func(*request, *adminCall) error {
 	}
 }
 
+// renameMachine serves POST …/machines/{machineId}/rename {"name"}. The
+// name is for people; the machine id stays its identity, so renaming
+// changes nothing a machine or a grant depends on.
+func (s *Server) renameMachine(rc *request, ac *adminCall) error {
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := decodeJSON(rc.ctx.PostBody(), &in); err != nil {
+		return err
+	}
+	if err := checkName("name", in.Name, maxMachineNameLength); err != nil {
+		return err
+	}
+	entry, err := s.vaultMachine(ac, rc.param("machineId"))
+	if err != nil {
+		return err
+	}
+	fields := map[string]any{"from": entry.Machine.Name, "to": in.Name}
+	payload := fsm.RenameMachinePayload{VaultID: ac.vault.ID, MachineID: entry.Machine.ID, Name: in.Name}
+	return s.proposeMachine(rc, ac, proposal{typ: fsm.CmdRenameMachine, payload: payload},
+		ActionMachineRename, severityLow, fields)
+}
+
 func severityForStatusAction(action string) string {
 	switch action {
 	case fsm.ActionRevoke, fsm.ActionDisable, fsm.ActionDeny:

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/keyward/keyward/fsm"
@@ -148,6 +149,77 @@ func (s *Server) updateSecret(rc *request, ac *adminCall) error {
 	}
 	s.auditSecretWrite(rc, ac, ActionSecretUpdate, &updated)
 	return writeOK(rc, newSecretView(&updated))
+}
+
+// rollbackSecret serves POST …/secrets/{secretId}/rollback {"version"}: a
+// new version that carries the sealed value of an earlier one. Values are
+// sealed with the secret id as associated data, not the version, so the
+// stored ciphertext is copied as is and the plaintext is never opened.
+func (s *Server) rollbackSecret(rc *request, ac *adminCall) error {
+	secret, err := s.vaultSecret(ac, rc.param("secretId"))
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Version int `json:"version"`
+	}
+	if err := decodeJSON(rc.ctx.PostBody(), &in); err != nil {
+		return err
+	}
+	if in.Version < 1 || in.Version >= secret.Version {
+		return fail(ErrBadRequest, "version %d cannot be restored; secret %s is at version %d, so pick 1 to %d",
+			in.Version, secret.ID, secret.Version, secret.Version-1)
+	}
+	versions, err := s.sm.SecretVersions(secret.ID)
+	if err != nil {
+		return err
+	}
+	idx := slices.IndexFunc(versions, func(v fsm.SecretVersion) bool { return v.Version == in.Version })
+	if idx < 0 {
+		return fail(ErrNotFound, "Version %d of secret %s not found", in.Version, secret.ID)
+	}
+	old := versions[idx]
+
+	payload := fsm.UpdateSecretPayload{
+		ID: secret.ID, ExpectedVersion: secret.Version, FieldNames: old.FieldNames, Sealed: old.Sealed,
+		RestoredVersion: old.Version,
+	}
+	resp, err := s.propose(rc, proposal{typ: fsm.CmdUpdateSecret, actor: ac.actor, payload: payload})
+	if err != nil {
+		return err
+	}
+	var updated fsm.Secret
+	if err := decodeResponse(resp, &updated); err != nil {
+		return err
+	}
+	s.auditSecretWrite(rc, ac, ActionSecretUpdate, &updated)
+	return writeOK(rc, newSecretView(&updated))
+}
+
+// deleteSecret serves DELETE …/secrets/{secretId}: the secret, all of its
+// versions and every grant on it are removed. It is security-critical,
+// because machines lose access.
+func (s *Server) deleteSecret(rc *request, ac *adminCall) error {
+	secret, err := s.vaultSecret(ac, rc.param("secretId"))
+	if err != nil {
+		return err
+	}
+	payload := fsm.DeleteSecretPayload{VaultID: ac.vault.ID, ID: secret.ID}
+	resp, err := s.propose(rc, proposal{typ: fsm.CmdDeleteSecret, actor: ac.actor, payload: payload})
+	if err != nil {
+		return err
+	}
+	var deleted fsm.DeletedSecret
+	if err := decodeResponse(resp, &deleted); err != nil {
+		return err
+	}
+	ev := s.adminEvent(rc, ac, ActionSecretDelete, severityHigh, secret.VaultID)
+	ev.SecretID = string(secret.ID)
+	ev.Fields = map[string]any{"projectId": string(secret.ProjectID), "revokedGrants": len(deleted.RevokedGrants)}
+	s.audit(ev)
+	return writeOK(rc, map[string]any{
+		"id": string(secret.ID), "deleted": true, "revokedGrants": deleted.RevokedGrants,
+	})
 }
 
 func inputFieldFor(typ string) string {

@@ -74,14 +74,26 @@ func (s *Server) issueBootstrapToken(rc *request, ac *adminCall, bt fsm.Bootstra
 	}
 	s.audit(ev)
 
-	script := apiURL + scriptPath(bt.Kind, bt.VaultID, token)
 	return writeCreated(rc, issuedToken{
 		ID: bt.ID, Token: token, ExpiresAt: bt.ExpiresAt,
-		Commands: commands{
-			Sh: "curl -fsSL '" + script + "' | sh",
-			PS: "irm '" + script + "/ps' | iex",
-		},
+		Commands: registrationCommands(bt, apiURL, token),
 	})
+}
+
+// registrationCommands returns the commands that register a machine with
+// token. Enrollment has no served script, because every instance must
+// generate its own key without an interactive step, so both commands run
+// the keyward CLI.
+func registrationCommands(bt fsm.BootstrapToken, apiURL, token string) commands {
+	if bt.Kind == fsm.TokenKindEnrollment {
+		cli := "keyward register --enroll --vault " + string(bt.VaultID) + " --api-url '" + apiURL + "' " + token
+		return commands{Sh: cli, PS: cli}
+	}
+	script := apiURL + scriptPath(bt.Kind, bt.VaultID, token)
+	return commands{
+		Sh: "curl -fsSL '" + script + "' | sh",
+		PS: "irm '" + script + "/ps' | iex",
+	}
 }
 
 // listBootstrapTokens returns the handler of GET …/bootstrap-tokens (kind
@@ -186,6 +198,85 @@ func (s *Server) newAdminTokenRecord(rc *request, ac *adminCall, in adminTokenRe
 		tok.ExpiresAt = rc.now.Add(ttl).UnixMilli()
 	}
 	return tok, nil
+}
+
+// adminTokenView is an admin token in a listing; the token itself and its
+// hash are never shown.
+type adminTokenView struct {
+	ID        string   `json:"id"`
+	Name      string   `json:"name"`
+	Role      string   `json:"role"`
+	Vaults    []string `json:"vaults"`
+	Status    string   `json:"status"`
+	CreatedAt int64    `json:"createdAt"`
+	ExpiresAt int64    `json:"expiresAt,omitempty"`
+	RevokedAt int64    `json:"revokedAt,omitempty"`
+}
+
+func newAdminTokenView(tok *fsm.AdminToken, nowMs int64) adminTokenView {
+	status := tokenStatusActive
+	switch {
+	case tok.RevokedAt != 0:
+		status = tokenStatusRevoked
+	case tok.ExpiresAt != 0 && nowMs >= tok.ExpiresAt:
+		status = tokenStatusExpired
+	}
+	return adminTokenView{
+		ID: tok.ID, Name: tok.Name, Role: tok.Role, Vaults: tok.Vaults, Status: status,
+		CreatedAt: tok.CreatedAt, ExpiresAt: tok.ExpiresAt, RevokedAt: tok.RevokedAt,
+	}
+}
+
+// scopeWithin reports whether every vault of tok lies inside the scope of
+// caller, so a vault-scoped owner sees and revokes only tokens it could
+// have created.
+func scopeWithin(caller, tok *fsm.AdminToken) bool {
+	for _, v := range tok.Vaults {
+		if !tokenCovers(caller, v) {
+			return false
+		}
+	}
+	return true
+}
+
+// listAdminTokens serves GET /v1/admin/tokens (owners only): the tokens
+// whose scope lies inside the caller's.
+func (s *Server) listAdminTokens(rc *request, ac *adminCall) error {
+	views := []adminTokenView{}
+	for _, tok := range s.sm.AdminTokens() {
+		if scopeWithin(ac.token, tok) {
+			views = append(views, newAdminTokenView(tok, rc.now.UnixMilli()))
+		}
+	}
+	return writeOK(rc, map[string]any{"tokens": views})
+}
+
+// revokeAdminToken serves DELETE /v1/admin/tokens/{tokenId} (owners only).
+// It is security-critical: it returns once every node rejects the token or
+// counts as stale.
+func (s *Server) revokeAdminToken(rc *request, ac *adminCall) error {
+	id := rc.param("tokenId")
+	idx := slices.IndexFunc(s.sm.AdminTokens(), func(t *fsm.AdminToken) bool { return t.ID == id })
+	if idx < 0 {
+		return fail(ErrNotFound, "Admin token %s not found", clip(id))
+	}
+	tok := s.sm.AdminTokens()[idx]
+	if !scopeWithin(ac.token, tok) {
+		return fail(ErrForbidden, "Admin token %s has a scope outside this token's own", id)
+	}
+
+	resp, err := s.propose(rc, proposal{typ: fsm.CmdRevokeAdminToken, actor: ac.actor, payload: fsm.RevokeAdminTokenPayload{ID: id}})
+	if err != nil {
+		return err
+	}
+	var revoked fsm.AdminToken
+	if err := decodeResponse(resp, &revoked); err != nil {
+		return err
+	}
+	ev := s.adminEvent(rc, ac, ActionAdminTokenRevoke, severityHigh, "")
+	ev.Fields = map[string]any{"tokenId": id, "role": revoked.Role, "vaults": revoked.Vaults}
+	s.audit(ev)
+	return writeOK(rc, newAdminTokenView(&revoked, rc.now.UnixMilli()))
 }
 
 func checkTokenScope(caller *fsm.AdminToken, vaults []string) error {

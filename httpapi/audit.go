@@ -21,9 +21,11 @@ const (
 	ActionSecretReadDenied        = "secret_read_denied"
 	ActionSecretCreate            = "secret_create"
 	ActionSecretUpdate            = "secret_update"
+	ActionSecretDelete            = "secret_delete"
 	ActionMachineRegister         = "machine_register"
 	ActionTempMachineCreate       = "temp_machine_create"
 	ActionMachinePurge            = "machine_purge"
+	ActionMachineRename           = "machine_rename"
 	ActionPermissionGrant         = "permission_grant"
 	ActionPermissionRevoke        = "permission_revoke"
 	ActionProjectAttach           = "machine_project_attach"
@@ -32,6 +34,8 @@ const (
 	ActionBootstrapTokenRevoke    = "bootstrap_token_revoke"
 	ActionTempTokenCreate         = "temp_bootstrap_token_create"
 	ActionTempTokenRevoke         = "temp_bootstrap_token_revoke"
+	ActionEnrollmentTokenCreate   = "enrollment_token_create"
+	ActionEnrollmentTokenRevoke   = "enrollment_token_revoke"
 	ActionTempMachineExtend       = "temp_machine_extend"
 	ActionTempMachineExtendRevert = "temp_machine_extend_revert"
 	ActionTempMachineGuardrails   = "temp_machine_guardrails_update"
@@ -39,6 +43,7 @@ const (
 	ActionVaultAllowlistUpdate    = "vault_allowlist_update"
 	ActionProjectCreate           = "project_create"
 	ActionAdminTokenCreate        = "admin_token_create"
+	ActionAdminTokenRevoke        = "admin_token_revoke"
 	ActionClusterInit             = "cluster_init"
 )
 
@@ -164,9 +169,11 @@ var appliedActions = map[string]bool{
 	ActionTempMachineCreate: true, ActionMachinePurge: true, ActionPermissionGrant: true,
 	ActionPermissionRevoke: true, ActionProjectAttach: true, ActionProjectDetach: true,
 	ActionBootstrapTokenCreate: true, ActionBootstrapTokenRevoke: true, ActionTempTokenCreate: true,
-	ActionTempTokenRevoke: true, ActionTempMachineExtend: true, ActionTempMachineExtendRevert: true,
+	ActionTempTokenRevoke: true, ActionEnrollmentTokenCreate: true, ActionEnrollmentTokenRevoke: true,
+	ActionTempMachineExtend: true, ActionTempMachineExtendRevert: true,
 	ActionTempMachineGuardrails: true, ActionVaultCreate: true, ActionVaultAllowlistUpdate: true,
 	ActionProjectCreate: true, ActionAdminTokenCreate: true, ActionClusterInit: true,
+	ActionMachineRename: true, ActionAdminTokenRevoke: true, ActionSecretDelete: true,
 }
 
 // Record converts ev and hands it to the recorder. Request id, method,

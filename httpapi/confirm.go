@@ -9,8 +9,8 @@ import (
 
 // securityCritical reports whether a command takes access away from a
 // machine: revoke, disable, deny, a grant change, a project detach, a
-// guardrail change, a vault allowlist change, an extension revert or a
-// purge. Such a write returns only when every node applied it or counts as
+// guardrail change, a vault allowlist change, an extension revert, a purge,
+// an admin token revoke or a secret delete. Such a write returns only when every node applied it or counts as
 // stale (cluster.Node.ApplyConfirmed).
 //
 // Every guardrail and allowlist change counts, because telling a
@@ -22,7 +22,8 @@ import (
 func (s *Server) securityCritical(p proposal) bool {
 	switch p.typ {
 	case fsm.CmdDetachProject, fsm.CmdSetGuardrails, fsm.CmdSetVaultAllowlist,
-		fsm.CmdRevertExtension, fsm.CmdPurgeMachine, fsm.CmdSetGrants:
+		fsm.CmdRevertExtension, fsm.CmdPurgeMachine, fsm.CmdSetGrants, fsm.CmdRevokeAdminToken,
+		fsm.CmdDeleteSecret:
 		return true
 	case fsm.CmdSetMachineStatus:
 		payload, ok := p.payload.(fsm.SetMachineStatusPayload)

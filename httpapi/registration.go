@@ -137,7 +137,9 @@ func (s *Server) register(kind string) func(*request) error {
 			return err
 		}
 
-		m, err := s.proposeRegistration(rc, kind, hash, fsm.VaultID(vaultID), key, in.Hostname)
+		m, err := s.proposeRegistration(rc, registration{
+			kind: kind, tokenHash: hash, vault: fsm.VaultID(vaultID), key: key, hostname: in.Hostname,
+		})
 		if err != nil {
 			return err
 		}
@@ -153,16 +155,9 @@ func (s *Server) readRegisterRequest(rc *request) (registerRequest, *guard.Publi
 	if err := decodeJSON(rc.ctx.PostBody(), &in); err != nil {
 		return in, nil, err
 	}
-	if in.PublicKey == "" {
-		return in, nil, fail(ErrBadRequest, "publicKey is required: the standard base64 of the raw 32-byte Ed25519 public key")
-	}
-	raw, err := base64.StdEncoding.Strict().DecodeString(in.PublicKey)
+	key, err := parseRegisterKey(in.PublicKey)
 	if err != nil {
-		return in, nil, fail(guard.ErrInvalidPublicKey, "publicKey is not standard base64; send the raw 32-byte Ed25519 public key in standard base64")
-	}
-	key, err := guard.ParsePublicKey(raw)
-	if err != nil {
-		return in, nil, fail(guard.ErrInvalidPublicKey, "publicKey is not a usable Ed25519 key: %s", clientMessage(err, 0))
+		return in, nil, err
 	}
 	if err := checkName("hostname", in.Hostname, maxHostnameLength); err != nil {
 		return in, nil, err
@@ -170,21 +165,58 @@ func (s *Server) readRegisterRequest(rc *request) (registerRequest, *guard.Publi
 	return in, key, nil
 }
 
+// parseRegisterKey decodes the publicKey field of a registration: the
+// standard base64 of a raw 32-byte Ed25519 key.
+func parseRegisterKey(text string) (*guard.PublicKey, error) {
+	if text == "" {
+		return nil, fail(ErrBadRequest, "publicKey is required: the standard base64 of the raw 32-byte Ed25519 public key")
+	}
+	raw, err := base64.StdEncoding.Strict().DecodeString(text)
+	if err != nil {
+		return nil, fail(guard.ErrInvalidPublicKey, "publicKey is not standard base64; send the raw 32-byte Ed25519 public key in standard base64")
+	}
+	key, err := guard.ParsePublicKey(raw)
+	if err != nil {
+		return nil, fail(guard.ErrInvalidPublicKey, "publicKey is not a usable Ed25519 key: %s", clientMessage(err, 0))
+	}
+	return key, nil
+}
+
+// registration is one request to register a machine with a token.
+type registration struct {
+	kind      string
+	tokenHash string
+	// vault is the route's vault; empty on the standard route, whose
+	// token alone names the vault.
+	vault    fsm.VaultID
+	key      *guard.PublicKey
+	hostname string
+	// name is the machine name asked for; a temporary machine takes the
+	// name fixed when its token was issued instead.
+	name string
+}
+
 // proposeRegistration consumes one use of the token and creates the
-// machine, pending. A standard machine is named after its host; a
-// temporary one takes the name chosen when its token was issued.
-func (s *Server) proposeRegistration(rc *request, kind, tokenHash string, vault fsm.VaultID, key *guard.PublicKey, hostname string) (*fsm.Machine, error) {
+// machine: pending for standard and temp tokens, active for enrollment
+// tokens. A standard machine is named after its host; a temporary one
+// takes the name chosen when its token was issued; an enrolled one takes
+// the name it asks for, or else its host name.
+func (s *Server) proposeRegistration(rc *request, r registration) (*fsm.Machine, error) {
 	machineID := newMachineID()
 	payload := fsm.RegisterMachinePayload{
-		TokenHash: tokenHash,
-		VaultID:   vault,
+		TokenHash: r.tokenHash,
+		VaultID:   r.vault,
 		MachineID: machineID,
-		PublicKey: key.Bytes(),
-		Hostname:  hostname,
+		PublicKey: r.key.Bytes(),
+		Hostname:  r.hostname,
 	}
-	if kind == fsm.TokenKindStandard {
-		payload.Name = hostname
+	switch r.kind {
+	case fsm.TokenKindStandard:
+		payload.Name = r.hostname
+	case fsm.TokenKindEnrollment:
+		payload.Name = r.name
 	}
+	hostname := r.hostname
 
 	client, _ := s.clientAddress(rc)
 	actor := fsm.Actor{Kind: actorMachine, ID: string(machineID), SourceIP: addrText(client)}

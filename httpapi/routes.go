@@ -22,6 +22,7 @@ func (s *Server) buildRoutes() []*route {
 		vault               = "/v1/admin/vaults/{vaultId}"
 		machines            = vault + "/machines/{machineId}"
 		std, temp           = fsm.TokenKindStandard, fsm.TokenKindTemp
+		enrollment          = fsm.TokenKindEnrollment
 	)
 	routes := []*route{
 		// Machine plane: signed.
@@ -41,6 +42,7 @@ func (s *Server) buildRoutes() []*route {
 		newRoute(get, "/v1/{vaultId}/temp-bootstrap/{token}", reg, s.bootstrapScript(temp, shScript, contentTypeSh)),
 		newRoute(get, "/v1/{vaultId}/temp-bootstrap/{token}/ps", reg, s.bootstrapScript(temp, psScript, contentTypePS)),
 		newRoute(post, "/v1/{vaultId}/temp-bootstrap/{token}/register", reg, s.register(temp)),
+		newRoute(post, "/v1/{vaultId}/enroll/register", reg, s.enroll),
 
 		// System.
 		newRoute(post, "/v1/sys/init", adm, s.initCluster),
@@ -50,7 +52,9 @@ func (s *Server) buildRoutes() []*route {
 		newRoute(get, "/metrics", adm, s.serveMetrics),
 
 		// Admin plane.
+		newRoute(get, "/v1/admin/tokens", adm, s.admin(permTokens, s.listAdminTokens)),
 		newRoute(post, "/v1/admin/tokens", adm, s.admin(permTokens, s.createAdminToken)),
+		newRoute(del, "/v1/admin/tokens/{tokenId}", adm, s.admin(permTokens, s.revokeAdminToken)),
 		newRoute(get, "/v1/admin/vaults", adm, s.admin(permRead, s.listVaults)),
 		newRoute(post, "/v1/admin/vaults", adm, s.admin(permWrite, s.createVault)),
 		newRoute(get, vault, adm, s.admin(permRead, s.getVault)),
@@ -63,7 +67,9 @@ func (s *Server) buildRoutes() []*route {
 		newRoute(post, vault+"/projects/{projectId}/secrets", adm, s.admin(permWrite, s.createSecret)),
 		newRoute(get, vault+"/secrets/{secretId}", adm, s.admin(permRead, s.getSecretAdmin)),
 		newRoute(put, vault+"/secrets/{secretId}", adm, s.admin(permWrite, s.updateSecret)),
+		newRoute(del, vault+"/secrets/{secretId}", adm, s.admin(permWrite, s.deleteSecret)),
 		newRoute(get, vault+"/secrets/{secretId}/versions", adm, s.admin(permRead, s.listSecretVersions)),
+		newRoute(post, vault+"/secrets/{secretId}/rollback", adm, s.admin(permWrite, s.rollbackSecret)),
 
 		newRoute(get, vault+"/bootstrap-tokens", adm, s.admin(permRead, s.listBootstrapTokens(std))),
 		newRoute(post, vault+"/bootstrap-tokens", adm, s.admin(permWrite, s.createBootstrapToken)),
@@ -73,6 +79,10 @@ func (s *Server) buildRoutes() []*route {
 		newRoute(post, vault+"/temp-tokens", adm, s.admin(permWrite, s.createTempToken)),
 		newRoute(del, vault+"/temp-tokens/{tokenId}", adm,
 			s.admin(permWrite, s.revokeBootstrapToken(temp, ActionTempTokenRevoke))),
+		newRoute(get, vault+"/enrollment-tokens", adm, s.admin(permRead, s.listBootstrapTokens(enrollment))),
+		newRoute(post, vault+"/enrollment-tokens", adm, s.admin(permWrite, s.createEnrollmentToken)),
+		newRoute(del, vault+"/enrollment-tokens/{tokenId}", adm,
+			s.admin(permWrite, s.revokeBootstrapToken(enrollment, ActionEnrollmentTokenRevoke))),
 
 		newRoute(get, vault+"/machines", adm, s.admin(permRead, s.listMachines)),
 		newRoute(get, machines, adm, s.admin(permRead, s.getMachine)),
@@ -82,6 +92,7 @@ func (s *Server) buildRoutes() []*route {
 		newRoute(post, machines+"/revoke", adm, s.admin(permWrite, s.machineAction(fsm.ActionRevoke))),
 		newRoute(post, machines+"/disable", adm, s.admin(permWrite, s.machineAction(fsm.ActionDisable))),
 		newRoute(post, machines+"/enable", adm, s.admin(permWrite, s.machineAction(fsm.ActionEnable))),
+		newRoute(post, machines+"/rename", adm, s.admin(permWrite, s.renameMachine)),
 		newRoute(post, machines+"/projects", adm, s.admin(permWrite, s.attachProject)),
 		newRoute(del, machines+"/projects/{projectId}", adm, s.admin(permWrite, s.detachProject)),
 		newRoute(get, machines+"/grants", adm, s.admin(permRead, s.getGrants)),

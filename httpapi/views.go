@@ -127,6 +127,8 @@ type tokenView struct {
 	Purpose     string            `json:"purpose,omitempty"`
 	Lifetime    *fsm.Lifetime     `json:"lifetime,omitempty"`
 	Guardrails  *guard.Guardrails `json:"guardrails,omitempty"`
+	ProjectIDs  []fsm.ProjectID   `json:"projectIds,omitempty"`
+	SecretIDs   []fsm.SecretID    `json:"secretIds,omitempty"`
 }
 
 func newTokenView(t *fsm.BootstrapToken, nowMs int64) tokenView {
@@ -135,6 +137,7 @@ func newTokenView(t *fsm.BootstrapToken, nowMs int64) tokenView {
 		CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, Uses: t.Uses, MaxUses: t.MaxUses,
 		RevokedAt: t.RevokedAt, MachineName: t.MachineName, Purpose: t.Purpose,
 		Lifetime: t.Lifetime, Guardrails: t.Guardrails,
+		ProjectIDs: t.ProjectIDs, SecretIDs: t.SecretIDs,
 	}
 }
 

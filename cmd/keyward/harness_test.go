@@ -135,10 +135,12 @@ func startCluster(t *testing.T, n int, extra ...string) *testCluster {
 			"--http-addr", node.httpAddr,
 			"--raft-addr", node.raftAddr,
 			"--gossip-addr", node.gossipAddr,
-			"--join", c.nodes[0].gossipAddr,
 			"--bootstrap-expect", strconv.Itoa(n),
 			"--root-key-file", c.rootKey,
 			"--log-level", "debug",
+		}
+		if n > 1 {
+			node.args = append(node.args, "--join", c.nodes[0].gossipAddr)
 		}
 		node.args = append(node.args, extra...)
 		c.start(node)

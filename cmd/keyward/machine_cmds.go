@@ -23,6 +23,7 @@ func newMachineCmd(g *globalOptions) *cobra.Command {
 		newMachineActionCmd(g, v, client.ActionRevoke, "Revoke a machine for good"),
 		newMachineActionCmd(g, v, client.ActionDisable, "Suspend a machine until it is enabled"),
 		newMachineActionCmd(g, v, client.ActionEnable, "Enable a disabled machine"),
+		newRenameMachineCmd(g, v),
 		newAttachProjectCmd(g, v),
 		newGrantCmd(g, v),
 		newExtendCmd(g, v),
@@ -108,6 +109,17 @@ func newMachineActionCmd(g *globalOptions, v *machineVault, action, short string
 		Args:  exactArgs("MACHINE_ID"),
 		RunE: machineRun(g, v, func(cmd *cobra.Command, c *client.Client, args []string) (*client.Machine, error) {
 			return c.MachineAction(cmd.Context(), v.id, args[0], action)
+		}),
+	}
+}
+
+func newRenameMachineCmd(g *globalOptions, v *machineVault) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rename MACHINE_ID NAME",
+		Short: "Give a machine a new display name (its id does not change)",
+		Args:  exactArgs("MACHINE_ID", "NAME"),
+		RunE: machineRun(g, v, func(cmd *cobra.Command, c *client.Client, args []string) (*client.Machine, error) {
+			return c.RenameMachine(cmd.Context(), v.id, args[0], args[1])
 		}),
 	}
 }

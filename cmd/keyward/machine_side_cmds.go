@@ -71,20 +71,31 @@ func withMachineHints(err error) error {
 }
 
 func newRegisterCmd(g *globalOptions) *cobra.Command {
-	var apiURL, vaultID, hostname, home string
-	var temp bool
+	var apiURL, vaultID, hostname, home, name string
+	var temp, enroll bool
 	cmd := &cobra.Command{
-		Use:   "register TOKEN [--api-url URL] [--temp --vault VAULT_ID] [--hostname NAME]",
+		Use:   "register TOKEN [--api-url URL] [--temp|--enroll --vault VAULT_ID] [--hostname NAME]",
 		Short: "Register this host as a machine with a bootstrap token (no openssl needed)",
 		Long: "Register this host as a machine: generate an Ed25519 key, send its public\n" +
 			"half with the single-use TOKEN, and write identity.json and private.pem\n" +
 			"(PKCS#8) under ${KEYWARD_HOME:-~/.keyward}/vaults/{vaultId}/ with folders\n" +
-			"0700 and files 0600. A temporary-machine token needs --temp and --vault.\n" +
+			"0700 and files 0600. A temporary-machine token needs --temp and --vault;\n" +
+			"an enrollment token, which registers an active ephemeral machine and\n" +
+			"may be used by many hosts, needs --enroll and --vault.\n" +
 			"An earlier identity of the same vault is renamed aside, never overwritten.",
 		Args: exactArgs("TOKEN"),
 		PreRunE: func(*cobra.Command, []string) error {
+			if temp && enroll {
+				return usageErrorf("--temp and --enroll exclude each other; pass the one that matches the token")
+			}
 			if temp && vaultID == "" {
 				return usageErrorf("--temp needs --vault, the vault the temporary token was issued for")
+			}
+			if enroll && vaultID == "" {
+				return usageErrorf("--enroll needs --vault, the vault the enrollment token was issued for")
+			}
+			if name != "" && !enroll {
+				return usageErrorf("--name applies to --enroll only; the server names other machines")
 			}
 			return nil
 		},
@@ -93,8 +104,8 @@ func newRegisterCmd(g *globalOptions) *cobra.Command {
 				apiURL = g.addr
 			}
 			reg, err := client.RegisterMachine(cmd.Context(), client.RegisterRequest{
-				APIURL: apiURL, Token: args[0], Temp: temp, VaultID: vaultID,
-				Hostname: hostname, Home: home, Options: g.clientOptions(),
+				APIURL: apiURL, Token: args[0], Temp: temp, Enroll: enroll, VaultID: vaultID,
+				Name: name, Hostname: hostname, Home: home, Options: g.clientOptions(),
 			})
 			if errors.Is(err, client.ErrGone) || errors.Is(err, client.ErrUnauthorized) {
 				return withHints(err, "the token expired, was revoked or was already used; ask an operator for a new one")
@@ -108,7 +119,9 @@ func newRegisterCmd(g *globalOptions) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&apiURL, "api-url", "", "URL of the Keyward API to register with (default: --addr).")
 	f.BoolVar(&temp, "temp", false, "The token is a temporary-machine token.")
-	f.StringVar(&vaultID, "vault", "", "Vault the temporary-machine token was issued for (vault_…).")
+	f.BoolVar(&enroll, "enroll", false, "The token is an enrollment token for ephemeral machines.")
+	f.StringVar(&vaultID, "vault", "", "Vault the temporary-machine or enrollment token was issued for (vault_…).")
+	f.StringVar(&name, "name", "", "Machine name to ask for with --enroll (default: the host name).")
 	f.StringVar(&hostname, "hostname", "", "Host name reported to the server (default: this host's name).")
 	f.StringVar(&home, "home", "", "Folder that receives vaults/{vaultId}/ (default ~/.keyward).")
 	return cmd

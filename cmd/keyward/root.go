@@ -87,6 +87,8 @@ func newRootCmd() (*cobra.Command, *globalOptions) {
 		newBootstrapTokenCmd(g),
 		newMachineCmd(g),
 		newTempCmd(g),
+		newEnrollmentCmd(g),
+		newAdminTokenCmd(g),
 		newRegisterCmd(g),
 		newGetCmd(g),
 		newSecretsCmd(g),

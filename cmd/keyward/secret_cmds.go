@@ -180,9 +180,62 @@ func newSecretCmd(g *globalOptions) *cobra.Command {
 	}
 	list.Flags().StringVar(&projectID, "project", "", "Id of the project (proj_…).")
 
-	cmd := newGroupCmd("secret", "Create, update and list secrets", create, update, list)
+	cmd := newGroupCmd("secret", "Create, update, roll back, delete and list secrets",
+		create, update, newSecretRollbackCmd(g, &vaultID), newSecretDeleteCmd(g, &vaultID), list)
 	cmd.PersistentFlags().StringVar(&vaultID, "vault", "", "Id of the vault (vault_…).")
 	return cmd
+}
+
+func newSecretRollbackCmd(g *globalOptions, vaultID *string) *cobra.Command {
+	var version int
+	cmd := &cobra.Command{
+		Use:   "rollback SECRET_ID --version N",
+		Short: "Store the value of an earlier version as a new version",
+		Args:  exactArgs("SECRET_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := requireFlags(cmd, "vault", "version"); err != nil {
+				return err
+			}
+			c, err := g.adminClient(true)
+			if err != nil {
+				return err
+			}
+			s, err := c.RollbackSecret(cmd.Context(), *vaultID, args[0], version)
+			if err != nil {
+				return err
+			}
+			return g.printer(cmd).emit(s, func(w io.Writer) error {
+				return printSecrets(w, []client.Secret{*s})
+			})
+		},
+	}
+	cmd.Flags().IntVar(&version, "version", 0, "Earlier version whose value becomes the new current version.")
+	return cmd
+}
+
+func newSecretDeleteCmd(g *globalOptions, vaultID *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete SECRET_ID",
+		Short: "Delete a secret with every version and grant; the value cannot be recovered",
+		Args:  exactArgs("SECRET_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := requireFlags(cmd, "vault"); err != nil {
+				return err
+			}
+			c, err := g.adminClient(true)
+			if err != nil {
+				return err
+			}
+			res, err := c.DeleteSecret(cmd.Context(), *vaultID, args[0])
+			if err != nil {
+				return err
+			}
+			return g.printer(cmd).emit(res, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "deleted secret %s; removed its grant from %d machines\n", res.ID, len(res.RevokedGrants))
+				return err
+			})
+		},
+	}
 }
 
 func printSecrets(w io.Writer, secrets []client.Secret) error {

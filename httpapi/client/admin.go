@@ -118,6 +118,37 @@ func (c *Client) UpdateSecret(ctx context.Context, vaultID, secretID string, v S
 	return &out, nil
 }
 
+// RollbackSecret stores the value of an earlier version as a new version
+// and returns the secret at that new version.
+func (c *Client) RollbackSecret(ctx context.Context, vaultID, secretID string, version int) (*Secret, error) {
+	var out Secret
+	err := c.call(ctx, http.MethodPost, map[string]int{"version": version}, &out,
+		"admin", "vaults", vaultID, "secrets", secretID, "rollback")
+	if err != nil {
+		return nil, fmt.Errorf("roll back secret %s to version %d: %w", secretID, version, err)
+	}
+	return &out, nil
+}
+
+// DeletedSecret is the result of [Client.DeleteSecret].
+type DeletedSecret struct {
+	ID      string `json:"id"`
+	Deleted bool   `json:"deleted"`
+	// RevokedGrants lists the machines that lost their grant on the
+	// secret.
+	RevokedGrants []string `json:"revokedGrants"`
+}
+
+// DeleteSecret deletes a secret with every version and grant. The server
+// returns once every node has applied the delete or counts as stale.
+func (c *Client) DeleteSecret(ctx context.Context, vaultID, secretID string) (*DeletedSecret, error) {
+	var out DeletedSecret
+	if err := c.call(ctx, http.MethodDelete, nil, &out, "admin", "vaults", vaultID, "secrets", secretID); err != nil {
+		return nil, fmt.Errorf("delete secret %s: %w", secretID, err)
+	}
+	return &out, nil
+}
+
 // ListSecrets returns the metadata of the secrets of a project.
 func (c *Client) ListSecrets(ctx context.Context, vaultID, projectID string) ([]Secret, error) {
 	var out struct {

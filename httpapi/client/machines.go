@@ -79,6 +79,15 @@ func (c *Client) MachineAction(ctx context.Context, vaultID, machineID, action s
 	return m, nil
 }
 
+// RenameMachine sets a machine's display name; its id does not change.
+func (c *Client) RenameMachine(ctx context.Context, vaultID, machineID, name string) (*Machine, error) {
+	m, err := c.machineCall(ctx, http.MethodPost, map[string]string{"name": name}, vaultID, machineID, "rename")
+	if err != nil {
+		return nil, fmt.Errorf("rename machine %s: %w", machineID, err)
+	}
+	return m, nil
+}
+
 // AttachProject makes a machine a member of a project. Membership alone
 // grants no secret; see [Client.SetGrants].
 func (c *Client) AttachProject(ctx context.Context, vaultID, machineID, projectID string) (*Machine, error) {

@@ -24,8 +24,14 @@ type RegisterRequest struct {
 	Token string
 	// Temp selects a temporary-machine token; it requires VaultID.
 	Temp bool
-	// VaultID is the vault of a temporary-machine token.
+	// Enroll selects an enrollment token, which registers an ephemeral
+	// machine and may be used by many hosts; it requires VaultID.
+	Enroll bool
+	// VaultID is the vault of a temporary-machine or enrollment token.
 	VaultID string
+	// Name is the machine name an enrolling host asks for; empty means
+	// the host name. Other token kinds fix the name on the server.
+	Name string
 	// Hostname is reported to the server; empty means os.Hostname().
 	Hostname string
 	// Home is the folder that receives vaults/{vaultId}/; empty means
@@ -73,13 +79,14 @@ func Register(ctx context.Context, apiURL, token string, temp bool, vaultID, hos
 }
 
 // RegisterMachine generates an Ed25519 keypair in memory, sends only the
-// public key to POST /v1/bootstrap/{token}/register (or, for a temporary
-// machine, POST /v1/{vaultId}/temp-bootstrap/{token}/register), and writes
+// public key to POST /v1/bootstrap/{token}/register (for a temporary
+// machine POST /v1/{vaultId}/temp-bootstrap/{token}/register, for an
+// enrollment token POST /v1/{vaultId}/enroll/register), and writes
 // private.pem (PKCS#8) and identity.json under {home}/vaults/{vaultId}/,
 // with folders 0700 and files 0600.
 //
-// The token is single-use, so the files are written after the server
-// accepted it. A failure to write them is reported with the new machine
+// Standard and temp tokens are single-use, so the files are written after
+// the server accepted the token. A failure to write them is reported with the new machine
 // id, so that an operator can deny that machine. An existing identity of
 // the same vault is renamed aside (see Registration.Replaced), never
 // overwritten.
@@ -126,8 +133,17 @@ func (req *RegisterRequest) fillDefaults() error {
 	if !isBootstrapToken(req.Token) {
 		return invalidArgf("bootstrap token must be 64 hexadecimal characters, got %d characters", len(req.Token))
 	}
+	if req.Temp && req.Enroll {
+		return invalidArgf("a token is either a temporary-machine token or an enrollment token, not both")
+	}
 	if req.Temp && req.VaultID == "" {
 		return invalidArgf("a temporary-machine token needs the vault id it was issued for")
+	}
+	if req.Enroll && req.VaultID == "" {
+		return invalidArgf("an enrollment token needs the vault id it was issued for")
+	}
+	if req.Name != "" && !req.Enroll {
+		return invalidArgf("only an enrolling machine chooses its name; the server names machines of other token kinds")
 	}
 	if req.VaultID != "" && !isSafeSegment(req.VaultID) {
 		return invalidArgf("vault id %q may contain only letters, digits, '_' and '-'", req.VaultID)
@@ -156,18 +172,27 @@ func (req *RegisterRequest) send(ctx context.Context, pub ed25519.PublicKey) (*r
 		return nil, err
 	}
 
+	fields := map[string]string{
+		"publicKey": base64.StdEncoding.EncodeToString(pub),
+		"hostname":  req.Hostname,
+	}
 	segments := []string{"bootstrap", req.Token, "register"}
-	if req.Temp {
+	switch {
+	case req.Temp:
 		segments = []string{req.VaultID, "temp-bootstrap", req.Token, "register"}
+	case req.Enroll:
+		// The enrollment route takes the token in the body.
+		segments = []string{req.VaultID, "enroll", "register"}
+		fields["token"] = req.Token
+		if req.Name != "" {
+			fields["name"] = req.Name
+		}
 	}
 	path, err := routePath(segments...)
 	if err != nil {
 		return nil, err
 	}
-	body, err := json.Marshal(map[string]string{
-		"publicKey": base64.StdEncoding.EncodeToString(pub),
-		"hostname":  req.Hostname,
-	})
+	body, err := json.Marshal(fields)
 	if err != nil {
 		return nil, err
 	}

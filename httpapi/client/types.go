@@ -164,6 +164,9 @@ type TempTokenInfo struct {
 	Purpose     string            `json:"purpose,omitempty"`
 	Lifetime    *Lifetime         `json:"lifetime,omitempty"`
 	Guardrails  *guard.Guardrails `json:"guardrails,omitempty"`
+	// ProjectIDs and SecretIDs are set on enrollment tokens only.
+	ProjectIDs []string `json:"projectIds,omitempty"`
+	SecretIDs  []string `json:"secretIds,omitempty"`
 }
 
 // MachineSecret is one entry of a machine-plane listing or export. Value is
