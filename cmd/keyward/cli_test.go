@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -887,6 +891,18 @@ func TestCLI_MachineSideErrors(t *testing.T) {
 		}
 	})
 
+	t.Run("api url unreachable", func(t *testing.T) {
+		home := t.TempDir()
+		closed := freePorts(t, 1)[0]
+		apiURL := fmt.Sprintf("http://127.0.0.1:%d", closed)
+		writeCLIIdentity(t, home, apiURL)
+		r := cliRun(t, map[string]string{"KEYWARD_HOME": home}, "", "get", "sk_0123456789")
+		assertCode(t, r, exitError)
+		if !strings.Contains(r.stderr, "no Keyward server is listening at "+apiURL) || !strings.Contains(r.stderr, "--addr") {
+			t.Errorf("stderr = %q, want a hint naming %s, the URL that was dialled, and --addr", r.stderr, apiURL)
+		}
+	})
+
 	t.Run("temp without vault", func(t *testing.T) {
 		r := cliRun(t, nil, "", "register", strings.Repeat("0f", 32), "--temp")
 		assertCode(t, r, exitUsage)
@@ -928,5 +944,33 @@ func TestCLI_HealthOfUnhealthyNode(t *testing.T) {
 		`{"nodeId":"node3","state":"follower","leaderId":"","appliedIndex":40,"staleness":"7.2s","stalenessMs":7200,"ready":false,"healthy":false}`)
 	if !strings.Contains(r.stderr, "not healthy") {
 		t.Errorf("stderr = %q, want it to say the node is not healthy", r.stderr)
+	}
+}
+
+// writeCLIIdentity writes a machine identity whose apiUrl is apiURL under
+// home, as registration would.
+func writeCLIIdentity(t *testing.T, home, apiURL string) {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(home, "vaults", cliVault)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	keyPath := filepath.Join(dir, "private.pem")
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := json.Marshal(map[string]string{
+		"machineId": cliMachine, "machineName": "box", "vaultId": cliVault, "apiUrl": apiURL, "privateKeyPath": keyPath,
+	})
+	if err := os.WriteFile(filepath.Join(dir, "identity.json"), id, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -16,8 +17,10 @@ func newEnrollmentCmd(g *globalOptions) *cobra.Command {
 	var vaultID string
 	cmd := newGroupCmd("enrollment", "Issue, list and revoke enrollment tokens for ephemeral machines",
 		newEnrollmentIssueCmd(g, &vaultID),
-		newEnrollmentListCmd(g, &vaultID),
-		newEnrollmentRevokeCmd(g, &vaultID),
+		newVaultTokenListCmd(g, &vaultID, "List the enrollment tokens of a vault (never the tokens themselves)",
+			(*client.Client).ListEnrollmentTokens, printEnrollmentTokens),
+		newVaultTokenRevokeCmd(g, &vaultID, "Revoke an enrollment token; machines it enrolled keep running", "enrollment token",
+			(*client.Client).RevokeEnrollmentToken),
 	)
 	cmd.PersistentFlags().StringVar(&vaultID, "vault", "", "Id of the vault (vault_…).")
 	return cmd
@@ -99,10 +102,15 @@ func splitList(text string) []string {
 	return out
 }
 
-func newEnrollmentListCmd(g *globalOptions, vaultID *string) *cobra.Command {
+// newVaultTokenListCmd builds the list subcommand of a registration-token
+// group; list is the client call and print the table printer.
+func newVaultTokenListCmd(g *globalOptions, vaultID *string, short string,
+	list func(*client.Client, context.Context, string) ([]client.TempTokenInfo, error),
+	print func(io.Writer, []client.TempTokenInfo) error,
+) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
-		Short: "List the enrollment tokens of a vault (never the tokens themselves)",
+		Short: short,
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireFlags(cmd, "vault"); err != nil {
@@ -112,21 +120,25 @@ func newEnrollmentListCmd(g *globalOptions, vaultID *string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tokens, err := c.ListEnrollmentTokens(cmd.Context(), *vaultID)
+			tokens, err := list(c, cmd.Context(), *vaultID)
 			if err != nil {
 				return err
 			}
 			return g.printer(cmd).emit(listJSON("tokens", tokens), func(w io.Writer) error {
-				return printEnrollmentTokens(w, tokens)
+				return print(w, tokens)
 			})
 		},
 	}
 }
 
-func newEnrollmentRevokeCmd(g *globalOptions, vaultID *string) *cobra.Command {
+// newVaultTokenRevokeCmd builds the revoke subcommand of a
+// registration-token group; noun names the token kind in the output.
+func newVaultTokenRevokeCmd(g *globalOptions, vaultID *string, short, noun string,
+	revoke func(*client.Client, context.Context, string, string) error,
+) *cobra.Command {
 	return &cobra.Command{
 		Use:   "revoke TOKEN_ID",
-		Short: "Revoke an enrollment token; machines it enrolled keep running",
+		Short: short,
 		Args:  exactArgs("TOKEN_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := requireFlags(cmd, "vault"); err != nil {
@@ -136,12 +148,12 @@ func newEnrollmentRevokeCmd(g *globalOptions, vaultID *string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := c.RevokeEnrollmentToken(cmd.Context(), *vaultID, args[0]); err != nil {
+			if err := revoke(c, cmd.Context(), *vaultID, args[0]); err != nil {
 				return err
 			}
 			result := map[string]string{"id": args[0], "status": "revoked"}
 			return g.printer(cmd).emit(result, func(w io.Writer) error {
-				_, err := fmt.Fprintf(w, "revoked enrollment token %s\n", args[0])
+				_, err := fmt.Fprintf(w, "revoked %s %s\n", noun, args[0])
 				return err
 			})
 		},

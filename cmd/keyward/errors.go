@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
+	"strings"
 	"syscall"
 
 	"github.com/keyward/keyward/httpapi/client"
@@ -78,6 +80,11 @@ func transportHint(err error, g *globalOptions) string {
 	var dnsErr *net.DNSError
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
+		if dialled := dialledBase(err); dialled != "" && dialled != strings.TrimRight(g.addr, "/") {
+			// Machine commands dial the apiUrl of the identity, not --addr.
+			return fmt.Sprintf("no Keyward server is listening at %s, the API URL this command used; "+
+				"pass --addr with the URL of another node", dialled)
+		}
 		return fmt.Sprintf("no Keyward server is listening at %s; set --addr or KEYWARD_ADDR, or start one with `keyward server --dev`", g.addr)
 	case errors.As(err, &unknownCA):
 		return "the server's TLS certificate is signed by an unknown CA; pass the cluster CA with --ca-file"
@@ -87,6 +94,20 @@ func transportHint(err error, g *globalOptions) string {
 		return fmt.Sprintf("the host in --addr %s cannot be resolved", g.addr)
 	}
 	return ""
+}
+
+// dialledBase returns the scheme and host of the URL that err failed on,
+// or "" when err carries no URL.
+func dialledBase(err error) string {
+	var urlErr *url.Error
+	if !errors.As(err, &urlErr) {
+		return ""
+	}
+	u, parseErr := url.Parse(urlErr.URL)
+	if parseErr != nil || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 // statusHint explains an API status in operator terms.

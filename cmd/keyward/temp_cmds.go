@@ -15,8 +15,10 @@ func newTempCmd(g *globalOptions) *cobra.Command {
 	var vaultID string
 	cmd := newGroupCmd("temp", "Issue, list and revoke temporary-machine tokens",
 		newTempIssueCmd(g, &vaultID),
-		newTempListCmd(g, &vaultID),
-		newTempRevokeCmd(g, &vaultID),
+		newVaultTokenListCmd(g, &vaultID, "List the temporary-machine tokens of a vault (never the tokens themselves)",
+			(*client.Client).ListTempTokens, printTempTokens),
+		newVaultTokenRevokeCmd(g, &vaultID, "Revoke an unused temporary-machine token by its id", "temporary token",
+			(*client.Client).RevokeTempToken),
 	)
 	cmd.PersistentFlags().StringVar(&vaultID, "vault", "", "Id of the vault (vault_…).")
 	return cmd
@@ -79,55 +81,6 @@ func newTempIssueCmd(g *globalOptions, vaultID *string) *cobra.Command {
 	f.DurationVar(&tokenTTL, "token-ttl", time.Hour, "How long the token can be used to register, as a Go duration (at most 168h).")
 	gf.register(cmd)
 	return cmd
-}
-
-func newTempListCmd(g *globalOptions, vaultID *string) *cobra.Command {
-	return &cobra.Command{
-		Use:   "list",
-		Short: "List the temporary-machine tokens of a vault (never the tokens themselves)",
-		Args:  exactArgs(),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlags(cmd, "vault"); err != nil {
-				return err
-			}
-			c, err := g.adminClient(true)
-			if err != nil {
-				return err
-			}
-			tokens, err := c.ListTempTokens(cmd.Context(), *vaultID)
-			if err != nil {
-				return err
-			}
-			return g.printer(cmd).emit(listJSON("tokens", tokens), func(w io.Writer) error {
-				return printTempTokens(w, tokens)
-			})
-		},
-	}
-}
-
-func newTempRevokeCmd(g *globalOptions, vaultID *string) *cobra.Command {
-	return &cobra.Command{
-		Use:   "revoke TOKEN_ID",
-		Short: "Revoke an unused temporary-machine token by its id",
-		Args:  exactArgs("TOKEN_ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "vault"); err != nil {
-				return err
-			}
-			c, err := g.adminClient(true)
-			if err != nil {
-				return err
-			}
-			if err := c.RevokeTempToken(cmd.Context(), *vaultID, args[0]); err != nil {
-				return err
-			}
-			result := map[string]string{"id": args[0], "status": "revoked"}
-			return g.printer(cmd).emit(result, func(w io.Writer) error {
-				_, err := fmt.Fprintf(w, "revoked temporary token %s\n", args[0])
-				return err
-			})
-		},
-	}
 }
 
 func printTempTokens(w io.Writer, tokens []client.TempTokenInfo) error {
