@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -504,5 +505,18 @@ func TestAudit_SettingsValidation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h.expectReject(tc.typ, tc.payload, tc.want)
 		})
+	}
+}
+
+func TestAlertActions_RejectUnknown(t *testing.T) {
+	if err := checkActions([]string{"temp_machine_blocked", "*"}); err != nil {
+		t.Fatalf("known actions rejected: %v", err)
+	}
+	err := checkActions([]string{"temp_machine_blokced"})
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a misspelt action gave %v, want ErrInvalid", err)
+	}
+	if !strings.Contains(err.Error(), "temp_machine_blocked") {
+		t.Errorf("error %q does not suggest temp_machine_blocked", err)
 	}
 }

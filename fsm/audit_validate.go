@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -129,8 +130,8 @@ func checkFields(raw json.RawMessage) error {
 	return nil
 }
 
-// checkActions validates an alert's action list: known form, no repeats,
-// at most MaxAlertActions.
+// checkActions validates an alert's action list: known actions or "*", no
+// repeats, at most MaxAlertActions.
 func checkActions(actions []string) error {
 	if len(actions) > MaxAlertActions {
 		return rejectf(ErrInvalid, "%d actions, limit %d", len(actions), MaxAlertActions)
@@ -139,6 +140,9 @@ func checkActions(actions []string) error {
 		if a != WildcardAction {
 			if err := checkAction("action", a); err != nil {
 				return err
+			}
+			if !IsKnownAction(a) {
+				return unknownActionError(a)
 			}
 		}
 		if slices.Contains(actions[:i], a) {
@@ -207,7 +211,7 @@ func checkExpiryOffsets(offsets []int64) error {
 	}
 	for i, o := range offsets {
 		if o < minOffset || o > maxOffset {
-			return rejectf(ErrInvalid, "expiry warning offset %d ms is not between 1 minute and 366 days", o)
+			return rejectf(ErrInvalid, "expiry warning offset %s is out of range; use 1m to 366d", time.Duration(o)*time.Millisecond)
 		}
 		if slices.Contains(offsets[:i], o) {
 			return rejectf(ErrInvalid, "expiry warning offset %d ms is repeated", o)

@@ -58,6 +58,31 @@ func (s *Server) queryAudit(rc *request, ac *adminCall) error {
 	return writeOK(rc, view)
 }
 
+// querySystemAudit serves GET /v1/admin/audit: the entries that belong to
+// no vault, such as cluster init, admin tokens scoped to every vault, and
+// auth failures of unknown machines. Only a token scoped to every vault
+// may read them, because they are about the whole cluster.
+func (s *Server) querySystemAudit(rc *request, ac *adminCall) error {
+	if !slices.Contains(ac.token.Vaults, allVaults) {
+		return fail(ErrForbidden, "Cluster-wide audit entries need a token scoped to every vault (\"*\"); "+
+			"use GET /v1/admin/vaults/{vaultId}/audit for a vault's entries")
+	}
+	q, err := parseAuditQuery(rc.ctx.QueryArgs(), "")
+	if err != nil {
+		return err
+	}
+	page, err := s.sm.QueryAudit(q)
+	if err != nil {
+		return err
+	}
+	view := auditPageView{Entries: page.Entries}
+	if page.NextCursor != 0 {
+		c := strconv.FormatUint(page.NextCursor, 10)
+		view.NextCursor = &c
+	}
+	return writeOK(rc, view)
+}
+
 // parseAuditQuery reads the filters of the audit routes.
 func parseAuditQuery(args *fasthttp.Args, vault fsm.VaultID) (fsm.AuditQuery, error) {
 	q := fsm.AuditQuery{
@@ -415,14 +440,23 @@ func (s *Server) setExpiryWarnings(rc *request, ac *adminCall) error {
 	return s.proposeAlerts(rc, ac, fsm.CmdSetExpiryWarnings, fsm.SetExpiryWarningsPayload{VaultID: ac.vault.ID, Offsets: offsets})
 }
 
-// parseOffset reads "7d", "36h", "30m" or a Go duration.
+// parseOffset reads "7d", "36h", "30m" or a Go duration from 1 minute to
+// 366 days, the range that the state machine accepts.
 func parseOffset(text string) (time.Duration, error) {
+	const minOffset, maxDays = time.Minute, 366
+	outOfRange := fail(ErrBadRequest, "offset %q is out of range; use 1m to %dd", clip(text), maxDays)
 	if days, ok := strings.CutSuffix(text, "d"); ok {
 		n, err := strconv.Atoi(days)
-		if err == nil && n > 0 && n <= 366 {
+		switch {
+		case err == nil && (n < 1 || n > maxDays):
+			return 0, outOfRange
+		case err == nil:
 			return time.Duration(n) * 24 * time.Hour, nil
 		}
-	} else if d, err := time.ParseDuration(text); err == nil && d > 0 {
+	} else if d, err := time.ParseDuration(text); err == nil {
+		if d < minOffset || d > maxDays*24*time.Hour {
+			return 0, outOfRange
+		}
 		return d, nil
 	}
 	return 0, fail(ErrBadRequest, "offset %q is not a duration such as 7d, 1d, 1h or 30m", clip(text))

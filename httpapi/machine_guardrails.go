@@ -19,7 +19,8 @@ type geoBuilder interface {
 // node's FSM takes effect on the next request. A failing axis in observe
 // mode is audited as temp_machine_would_block and the request proceeds.
 // Any other failing axis blocks the request, and the temp_machine_blocked
-// event names every failing axis with its observed value.
+// event names every failing axis with its observed value. A block also
+// counts towards the block throttle of the machine and client address.
 func (s *Server) checkGuardrails(rc *request, entry *fsm.MachineEntry, client netip.Addr) error {
 	if entry.Policy == nil {
 		return nil
@@ -28,7 +29,48 @@ func (s *Server) checkGuardrails(rc *request, entry *fsm.MachineEntry, client ne
 	if len(decision.Failures) == 0 {
 		return nil
 	}
+	if decision.Blocked && s.blockThrottle != nil {
+		s.blockThrottle.Blocked(string(entry.Machine.ID), client, rc.now)
+	}
+	return s.guardrailOutcome(rc, entry, decision, false)
+}
 
+// checkBlockThrottle runs between checks 4 and 5. When the guardrail has
+// blocked this machine from this client address more than the throttle
+// allows (guard.BlockThrottle), the request is rejected before its
+// signature is verified: it gets the 403 {"error":"Access denied"} of a
+// verified block, and its temp_machine_blocked event is marked unverified.
+// The response is the same because a denial grants nothing either way, and
+// a 401 would tell the caller that the throttle is active.
+//
+// The throttle only skips the signature. Status, expiry and every
+// guardrail axis are checked afresh on each request. A request that the
+// full checks would not block with "Access denied" (an edited guardrail,
+// an opened time window, a disabled or expired machine) therefore falls
+// through to them at once, and an allowed request is never throttled.
+func (s *Server) checkBlockThrottle(rc *request, entry *fsm.MachineEntry, client netip.Addr) error {
+	if s.blockThrottle == nil || entry.Policy == nil {
+		return nil
+	}
+	m := &entry.Machine
+	if !s.blockThrottle.Throttled(string(m.ID), client, rc.now) {
+		return nil
+	}
+	if m.Status != fsm.StatusActive || machineExpired(m, rc.now) {
+		return nil
+	}
+	decision := entry.Policy.Evaluate(client, rc.now, s.geo)
+	if !decision.Blocked {
+		return nil
+	}
+	s.metrics.blockThrottled.Inc()
+	return s.guardrailOutcome(rc, entry, decision, true)
+}
+
+// guardrailOutcome counts and audits the failing axes of decision and
+// returns the block, if any. unverified marks a request whose signature
+// was not checked.
+func (s *Server) guardrailOutcome(rc *request, entry *fsm.MachineEntry, decision guard.Decision, unverified bool) error {
 	for _, f := range decision.Failures {
 		s.metrics.guardrailBlocks.WithLabelValues(f.Axis, strconv.FormatBool(f.Observe)).Inc()
 	}
@@ -40,6 +82,7 @@ func (s *Server) checkGuardrails(rc *request, entry *fsm.MachineEntry, client ne
 	ev := s.machineEvent(rc, action, severity, &entry.Machine)
 	ev.Fields = s.guardrailFields(rc, decision.Failures)
 	ev.Detail = guardrailDetail(decision.Failures)
+	ev.Unverified = unverified
 	s.audit(ev)
 
 	if decision.Blocked {

@@ -220,6 +220,10 @@ func TestSignature_LockoutAfterRepeatedFailures(t *testing.T) {
 		t.Errorf("429 without Retry-After")
 	}
 	machineError(t, resp)
+	ev := e.audit.byRequest(t, resp.header.Get("X-Request-Id"), ActionAuthFailure)
+	if ev.Fields["reason"] != "locked_out" || ev.SourceIP != src {
+		t.Errorf("auth_failure event of the 429 = %+v, want reason locked_out from %s", ev, src)
+	}
 
 	expectStatus(t, e.signed(t, "127.0.0.12", m, "GET", read, nil), http.StatusOK)
 }

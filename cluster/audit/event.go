@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -31,6 +32,11 @@ type Event struct {
 	Axes string
 	// Time is when the event happened; zero means the Recorder's clock.
 	Time time.Time
+	// Unverified marks a request rejected before its signature was
+	// verified, such as a guardrail block of a throttled machine and
+	// source. It is not part of the coalescing key: the entry's
+	// "unverified" field counts how many of its events had it.
+	Unverified bool
 }
 
 // coalesceKey is the identity of an event for coalescing: two events with
@@ -69,6 +75,25 @@ func (e *Event) entry(node string, first time.Time, count int64) fsm.AuditEntry 
 		en.FirstAt = en.Timestamp
 	}
 	return en
+}
+
+// withUnverified returns fields with "unverified" set to n, or fields as
+// they are when n is zero. Fields that are not a JSON object become an
+// object with "unverified" alone, so the count is never lost.
+func withUnverified(fields json.RawMessage, n int64) json.RawMessage {
+	if n == 0 {
+		return fields
+	}
+	var obj map[string]json.RawMessage
+	if len(fields) == 0 || json.Unmarshal(fields, &obj) != nil || obj == nil {
+		obj = map[string]json.RawMessage{}
+	}
+	obj["unverified"] = json.RawMessage(strconv.FormatInt(n, 10))
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return json.RawMessage(`{"unverified":` + strconv.FormatInt(n, 10) + `}`)
+	}
+	return out
 }
 
 // clipRef keeps an identifier within the log's bounds: printable ASCII

@@ -26,8 +26,10 @@ const ActionOverflow = "audit_overflow"
 type window struct {
 	start time.Time
 	count int64
-	first time.Time
-	last  Event
+	// unverified counts the repeats that were not signature-checked.
+	unverified int64
+	first      time.Time
+	last       Event
 }
 
 // syncRequest is a request to the loop to write everything it holds.
@@ -180,6 +182,12 @@ func (r *Recorder) loop() {
 		case req := <-r.syncs:
 			r.drainQueue()
 			r.tick(req.closeWindows)
+			if r.dropped.Load() > 0 {
+				// Full pending entries left no room for the overflow
+				// report: write them first, so a sync reports every drop.
+				r.handOffAll()
+				r.reportDrops(r.cfg.Now())
+			}
 			r.handOff(req.done)
 		case <-r.stop:
 			return
@@ -209,11 +217,17 @@ func (r *Recorder) add(ev Event) {
 			w.first = ev.Time
 		}
 		w.count++
+		if ev.Unverified {
+			w.unverified++
+		}
 		w.last = ev
 		return
 	}
 	if open {
 		r.closeWindow(k, w)
+	}
+	if ev.Unverified {
+		ev.Fields = withUnverified(ev.Fields, 1)
 	}
 	r.emit(ev.entry(r.cfg.NodeID, ev.Time, 1))
 	if len(r.windows) < r.cfg.MaxKeys {
@@ -225,7 +239,9 @@ func (r *Recorder) add(ev Event) {
 func (r *Recorder) closeWindow(k coalesceKey, w *window) {
 	delete(r.windows, k)
 	if w.count > 0 {
-		r.emit(w.last.entry(r.cfg.NodeID, w.first, w.count))
+		last := w.last
+		last.Fields = withUnverified(last.Fields, w.unverified)
+		r.emit(last.entry(r.cfg.NodeID, w.first, w.count))
 	}
 }
 
@@ -243,6 +259,9 @@ func (r *Recorder) tick(closeAll bool) {
 			}
 		}
 	}
+	if r.droppedSince.IsZero() && r.dropped.Load() > 0 {
+		r.droppedSince = now
+	}
 	if len(r.queue) == 0 {
 		r.reportDrops(now)
 	}
@@ -250,8 +269,13 @@ func (r *Recorder) tick(closeAll bool) {
 }
 
 // reportDrops writes one audit_overflow entry for the events dropped since
-// the last report.
+// the last report. While the pending entries are full (no leader takes
+// them) the report waits, because emitting it would drop the report itself
+// and lose its count.
 func (r *Recorder) reportDrops(now time.Time) {
+	if len(r.pending) >= r.cfg.MaxPending {
+		return
+	}
 	n := r.dropped.Swap(0)
 	if n == 0 {
 		if !r.droppedSince.IsZero() {
@@ -270,7 +294,7 @@ func (r *Recorder) reportDrops(now time.Time) {
 		Severity:  fsm.SeverityHigh,
 		ActorKind: fsm.ActorSystem,
 		SourceIP:  fsm.SourceSystem,
-		Detail:    fmt.Sprintf("%d audit events were dropped because the queue of node %s was full", n, r.cfg.NodeID),
+		Detail:    fmt.Sprintf("%d audit events were dropped because node %s had no room to queue them", n, r.cfg.NodeID),
 		Fields:    fields,
 		Count:     n,
 		FirstAt:   since.UnixMilli(),
@@ -280,16 +304,18 @@ func (r *Recorder) reportDrops(now time.Time) {
 	r.logger.Warn("audit events dropped", "dropped", n)
 }
 
-// emit validates an entry and adds it to the pending batch.
+// emit validates an entry and adds it to the pending batch. An entry that
+// is dropped counts as the Count events it folds.
 func (r *Recorder) emit(e fsm.AuditEntry) {
 	e.UUID = uuid.NewString()
+	events := max(e.Count, 1)
 	if err := e.Validate(); err != nil {
 		r.logger.Warn("invalid audit event dropped", "action", e.Action, "err", err)
-		r.drop(1)
+		r.drop(events)
 		return
 	}
 	if len(r.pending) >= r.cfg.MaxPending {
-		r.drop(1)
+		r.drop(events)
 		return
 	}
 	r.pending = append(r.pending, e)
@@ -321,6 +347,16 @@ func (r *Recorder) handOff(done chan struct{}) {
 	if done != nil {
 		r.batches <- writeJob{done: done}
 	}
+}
+
+// handOffAll passes every pending entry to the writer, waiting for room.
+func (r *Recorder) handOffAll() {
+	for len(r.pending) > 0 {
+		n := batchLen(r.pending, r.cfg.BatchSize)
+		r.batches <- writeJob{entries: r.pending[:n:n]}
+		r.pending = r.pending[n:]
+	}
+	r.pending = nil
 }
 
 // maxBatchBytes keeps one proposal well under fsm.MaxCommandBytes.

@@ -85,16 +85,25 @@ func newAuditQueryCmd(g *globalOptions, vault *string) *cobra.Command {
 		filters auditFilters
 		limit   int
 		cursor  string
+		system  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "query",
 		Short: "Show one page of audit entries, newest first",
 		Long: "Show one page of a vault's audit entries, newest first, with the filters given.\n" +
-			"When more entries match, the last line names the --cursor of the next page.",
+			"When more entries match, the last line names the --cursor of the next page.\n" +
+			"--system shows the cluster-wide entries that belong to no vault instead\n" +
+			"(cluster init, admin tokens for every vault, failures of unknown machines);\n" +
+			"it needs a token scoped to every vault.",
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlags(cmd, "vault"); err != nil {
-				return err
+			if system && *vault != "" {
+				return usageErrorf("--system and --vault exclude each other")
+			}
+			if !system {
+				if err := requireFlags(cmd, "vault"); err != nil {
+					return err
+				}
 			}
 			c, err := g.adminClient(true)
 			if err != nil {
@@ -107,8 +116,12 @@ func newAuditQueryCmd(g *globalOptions, vault *string) *cobra.Command {
 			if cursor != "" {
 				v.Set("cursor", cursor)
 			}
+			path := vaultPath(*vault, "/audit?"+v.Encode())
+			if system {
+				path = "/v1/admin/audit?" + v.Encode()
+			}
 			var page auditPage
-			if err := c.Do(cmd.Context(), http.MethodGet, vaultPath(*vault, "/audit?"+v.Encode()), nil, &page); err != nil {
+			if err := c.Do(cmd.Context(), http.MethodGet, path, nil, &page); err != nil {
 				return err
 			}
 			return g.printer(cmd).emit(page, func(w io.Writer) error { return printAuditPage(w, page) })
@@ -117,6 +130,7 @@ func newAuditQueryCmd(g *globalOptions, vault *string) *cobra.Command {
 	filters.addFlags(cmd.Flags())
 	cmd.Flags().IntVar(&limit, "limit", 0, "Entries per page, 1 to 1000 (default 100).")
 	cmd.Flags().StringVar(&cursor, "cursor", "", "The cursor printed by the previous page.")
+	cmd.Flags().BoolVar(&system, "system", false, "Show the cluster-wide entries that belong to no vault.")
 	return cmd
 }
 
