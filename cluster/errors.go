@@ -43,4 +43,10 @@ var (
 
 	// ErrProtocol means a peer sent a malformed forwarding frame.
 	ErrProtocol = errors.New("cluster: protocol error")
+
+	// ErrDiskFull means the leader could not store the write in its Raft
+	// log because its data volume is below the disk reserve or full, so
+	// the write was not applied. The leader hands leadership to another
+	// voter; the HTTP layer returns 507 with Retry-After.
+	ErrDiskFull = errors.New("cluster: data volume full")
 )

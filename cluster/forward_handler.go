@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/hashicorp/raft"
 
@@ -95,6 +96,8 @@ func responseFromError(err error) *response {
 		return failure(statusUnknownMember, "%v", err)
 	case errors.Is(err, ErrMemberAlive):
 		return failure(statusMemberAlive, "%v", err)
+	case errors.Is(err, ErrDiskFull):
+		return failure(statusDiskFull, "%v", err)
 	default:
 		return failure(statusFailed, "%v", err)
 	}
@@ -118,6 +121,8 @@ func errorFromStatus(res *response, leaderID string) error {
 		return fmt.Errorf("%w: %s", ErrUnknownMember, msg)
 	case statusMemberAlive:
 		return fmt.Errorf("%w: %s", ErrMemberAlive, msg)
+	case statusDiskFull:
+		return fmt.Errorf("%w: %s", ErrDiskFull, strings.TrimPrefix(msg, ErrDiskFull.Error()+": "))
 	default:
 		return fmt.Errorf("cluster: leader %s failed the request: %s", leaderID, msg)
 	}

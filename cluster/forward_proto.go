@@ -44,6 +44,7 @@ const (
 	statusTimeout       byte = 5 // deadline passed before proposing; payload: reason
 	statusUnknownMember byte = 6 // ErrUnknownMember; payload: reason
 	statusMemberAlive   byte = 7 // ErrMemberAlive; payload: reason
+	statusDiskFull      byte = 8 // ErrDiskFull, definitely not applied; payload: reason
 )
 
 const requestHeaderBytes = 1 + 1 + 4 + 1

@@ -42,10 +42,11 @@ func newNodeMetrics() *nodeMetrics {
 
 // Collectors returns the node's Prometheus collectors for the caller to
 // register: staleness, readiness, applied index, forwarding counts,
-// confirmation of security-critical writes and nonce propagation.
+// confirmation of security-critical writes, nonce propagation and the
+// health of the data disk.
 func (n *Node) Collectors() []prometheus.Collector {
 	m := n.metrics
-	return []prometheus.Collector{
+	collectors := []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "keyward_staleness_seconds",
 			Help: "Time since this node last heard from a leader; 0 on the leader.",
@@ -79,6 +80,59 @@ func (n *Node) Collectors() []prometheus.Collector {
 			Help: "Nonce batches dropped from the log that restarting peers pull, because it reached nonce-log-bytes.",
 		}, func() float64 { return float64(n.events.log.droppedBatches()) }),
 		m.confirmDuration, m.unconfirmed, m.eventBatchesSent, m.eventsReceived, m.eventsDropped,
+	}
+	collectors = append(collectors, n.journalCollectors()...)
+	return append(collectors, n.diskCollectors()...)
+}
+
+// journalCollectors report the nonce journal under DataDir/nonce-journal.
+func (n *Node) journalCollectors() []prometheus.Collector {
+	stats := func() (int64, uint64, uint64) {
+		if j := n.events.log.journal.Load(); j != nil {
+			return j.stats()
+		}
+		return 0, 0, 0
+	}
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keyward_nonce_journal_bytes",
+			Help: "Size of the nonce journal that lets a restarted node reject nonces accepted before it stopped.",
+		}, func() float64 { size, _, _ := stats(); return float64(size) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "keyward_nonce_journal_write_errors_total",
+			Help: "Nonce batches that could not be written to the journal, for example because the data volume was full.",
+		}, func() float64 { _, failed, _ := stats(); return float64(failed) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "keyward_nonce_journal_segments_dropped_total",
+			Help: "Journal segments deleted before their nonces expired, because the journal reached nonce-log-bytes.",
+		}, func() float64 { _, _, dropped := stats(); return float64(dropped) }),
+	}
+}
+
+// diskCollectors report the latency of writes to raft.db and the free
+// space of the data volume. An alert on keyward_disk_stalled or
+// keyward_data_disk_low reaches operators through the metrics endpoint,
+// which needs no disk space.
+func (n *Node) diskCollectors() []prometheus.Collector {
+	d := n.disk
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keyward_disk_stalled",
+			Help: "1 while a write to raft.db runs longer than the disk stall threshold, and for 30 s after one did, else 0.",
+		}, func() float64 { return boolGauge(d.health().Stalled) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keyward_raft_store_write_in_progress_seconds",
+			Help: "Age of the oldest write to raft.db still in progress; 0 when none is.",
+		}, func() float64 { return d.inProgress().Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keyward_data_disk_free_bytes",
+			Help: "Free space on the volume of the data directory, as available to unprivileged users.",
+		}, func() float64 { free, _ := d.freeBytes(diskPoll); return float64(free) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keyward_data_disk_low",
+			Help: "1 while the data volume is below the disk reserve and the node rejects new commands for its log, else 0.",
+		}, func() float64 { return boolGauge(d.health().Low) }),
+		d.writeDuration, d.slowWrites, d.rejected,
 	}
 }
 

@@ -57,6 +57,8 @@ type Node struct {
 	clock   clockState
 	events  *peerEvents
 	metrics *nodeMetrics
+	// disk times writes to raft.db and tracks the data volume's free space.
+	disk *diskMonitor
 
 	mu sync.Mutex
 	// state is the lifecycle: created, running or closed.
@@ -102,6 +104,7 @@ func newNode(cfg Config, sm stateMachine, logger *slog.Logger) (*Node, error) {
 		events:    newPeerEvents(cfg.NonceLogBytes),
 		metrics:   newNodeMetrics(),
 	}
+	n.disk = newDiskMonitor(cfg, n.logger)
 	return n, nil
 }
 
@@ -135,6 +138,7 @@ func (n *Node) startLocked(ctx context.Context) error {
 		return err
 	}
 	n.stores = stores
+	n.disk.maintainReserveFile()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -147,7 +151,7 @@ func (n *Node) startLocked(ctx context.Context) error {
 		n.logger.Info("restored snapshot into state machine", keyIndex, n.sm.AppliedIndex())
 	}
 
-	n.loadNonceFile()
+	n.loadNonces()
 	n.gossip = newGossip(n)
 	if err := n.listen(ctx, hcl); err != nil {
 		return err
@@ -227,7 +231,8 @@ func (n *Node) startRaft(hcl *hclogAdapter) error {
 	if err := raft.ValidateConfig(rc); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
-	r, err := raft.NewRaft(rc, n.sm, n.stores.bolt, n.stores.bolt, n.stores.snaps, n.transport)
+	store := &monitoredStore{BoltStore: n.stores.bolt, disk: n.disk}
+	r, err := raft.NewRaft(rc, n.sm, store, store, n.stores.snaps, n.transport)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
@@ -246,6 +251,8 @@ func (n *Node) startLoops(hasState bool) {
 	n.goBackground(n.watchClock)
 	n.goBackground(n.runPeerEvents)
 	n.goBackground(n.syncNoncesOnStart)
+	n.goBackground(n.watchDisk)
+	n.goBackground(n.snapshotIfLogLong)
 	if len(n.cfg.Join) > 0 {
 		n.goBackground(n.joinLoop)
 		n.goBackground(n.rejoinOnConflict)
@@ -268,11 +275,11 @@ func (n *Node) goBackground(loop func(ctx context.Context)) {
 
 // Close leaves gossip, hands leadership to another voter when this node
 // leads, shuts Raft down and releases the port, the pools and the stores,
-// then saves the recent nonces for the next start. It waits for writes in
-// flight, the leadership transfer and the gossip leave until ctx ends.
-// With a context that is already done it skips all of that, the nonce
-// file included, and stops at once, which peers see as a crash. Calling
-// it again, or before Start, returns nil.
+// then flushes the nonce journal to disk. It waits for writes in flight,
+// the leadership transfer and the gossip leave until ctx ends. With a
+// context that is already done it skips all of that, the flush included,
+// and stops at once, which peers see as a crash. Calling it again, or
+// before Start, returns nil.
 func (n *Node) Close(ctx context.Context) error {
 	n.mu.Lock()
 	if n.state != stateRunning {
@@ -283,14 +290,9 @@ func (n *Node) Close(ctx context.Context) error {
 	n.state = stateClosed
 	n.mu.Unlock()
 
-	abrupt := ctx.Err() != nil
 	n.waitOps(ctx)
 	n.transferOnClose(ctx)
-	err := n.teardown(ctx)
-	if !abrupt {
-		n.saveNonceFile()
-	}
-	return err
+	return n.teardown(ctx)
 }
 
 // waitOps waits for Apply calls and forwarded requests in flight.
@@ -359,6 +361,9 @@ func (n *Node) teardown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("close raft log: %w", err))
 		}
 	}
+	// Last, because the forwarding server and the peer-event loop append
+	// to the journal until they stop.
+	n.closeNonceJournal(ctx.Err() == nil)
 	n.logger.Info("node stopped")
 	return errors.Join(errs...)
 }

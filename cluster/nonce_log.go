@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,6 +29,8 @@ type eventBlob struct {
 // full it drops the oldest batch and counts it.
 type nonceLog struct {
 	limit int
+	// journal, when set, receives every batch that add keeps.
+	journal atomic.Pointer[nonceJournal]
 
 	mu sync.Mutex
 	// blobs are in ascending seq order.
@@ -42,8 +45,18 @@ func newNonceLog(limit int) *nonceLog {
 }
 
 // add appends data, which the log keeps without copying, and returns the
-// new blob. A blob without nonces is returned but not kept.
+// new blob. A blob without nonces is returned but not kept. A kept blob is
+// also appended to the journal.
 func (l *nonceLog) add(data []byte, expires int64) *eventBlob {
+	b := l.keep(data, expires)
+	if j := l.journal.Load(); expires != 0 && j != nil {
+		j.append(data, expires, time.Now())
+	}
+	return b
+}
+
+// keep is add without the journal, for batches read from it.
+func (l *nonceLog) keep(data []byte, expires int64) *eventBlob {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := &eventBlob{seq: l.nextSeq, data: data, expires: expires}
@@ -62,9 +75,13 @@ func (l *nonceLog) add(data []byte, expires int64) *eventBlob {
 	return b
 }
 
-// prune drops the batches whose every nonce has expired. Batches expire
-// roughly in order, so it stops at the first live one.
+// prune drops the batches whose every nonce has expired, from memory and
+// from the journal. Batches expire roughly in order, so it stops at the
+// first live one.
 func (l *nonceLog) prune(now time.Time) {
+	if j := l.journal.Load(); j != nil {
+		j.prune(now)
+	}
 	nowMs := now.UnixMilli()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -107,36 +124,13 @@ func (l *nonceLog) droppedBatches() uint64 {
 	return l.dropped
 }
 
-// nonceFileMagic starts the file in which a node keeps its nonce log
-// across a graceful restart.
+// nonceFileMagic starts the file in which earlier versions kept the nonce
+// log across a graceful restart. Start reads such a file once into the
+// journal and deletes it.
 const nonceFileMagic = "KWNONCE1"
 
 // nonceFileName is the file under DataDir.
 const nonceFileName = "nonces"
-
-// save writes the live batches to path with mode 0600, through a temporary
-// file and a rename so that a crash leaves the old file or the new one.
-func (l *nonceLog) save(path string, now time.Time) error {
-	var buf bytes.Buffer
-	buf.WriteString(nonceFileMagic)
-	cursor := uint64(0)
-	for {
-		page, next := l.page(cursor, 4<<20, now)
-		if len(page) == 0 {
-			break
-		}
-		buf.Write(page)
-		cursor = next
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o600); err != nil {
-		return fmt.Errorf("write nonce file %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename nonce file to %s: %w", path, err)
-	}
-	return nil
-}
 
 // readNonceFile returns the records of the nonce file at path, at most
 // limit bytes of them, or nil when there is no file.

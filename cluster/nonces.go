@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -366,9 +367,20 @@ func (n *Node) pullNonces(ctx context.Context, addr string) (int, bool, bool) {
 }
 
 // recordNonces records the unexpired nonces of a page in the replay cache
-// and keeps the page in the nonce log. Failure records are skipped,
-// because they were counted when they happened.
+// and keeps the page in the nonce log and its journal. Failure records are
+// skipped, because they were counted when they happened.
 func (n *Node) recordNonces(page []byte) (int, error) {
+	count, expires, err := n.cacheNonces(page)
+	if expires > 0 {
+		n.events.log.add(page, expires)
+	}
+	return count, err
+}
+
+// cacheNonces records the unexpired nonces of a page in the replay cache.
+// It returns how many there were and the latest expiry in Unix
+// milliseconds, zero when none.
+func (n *Node) cacheNonces(page []byte) (int, int64, error) {
 	now := time.Now()
 	var expires int64
 	count := 0
@@ -382,20 +394,45 @@ func (n *Node) recordNonces(page []byte) (int, error) {
 			n.cfg.ReplayCache.Record(ev.machineID, ev.nonce, ev.expiresAt)
 		}
 	})
-	if expires > 0 {
-		n.events.log.add(page, expires)
-	}
-	return count, err
+	return count, expires, err
 }
 
-// loadNonceFile records the nonces that the previous run of this node
-// saved on a graceful shutdown.
-func (n *Node) loadNonceFile() {
+// loadNonces opens the nonce journal, records the unexpired nonces it holds
+// and keeps them in the nonce log for peers that pull. A nonce file that an
+// earlier version wrote at shutdown is moved into the journal and deleted.
+// Without a journal the node still runs; its nonces then survive a restart
+// only through its peers.
+func (n *Node) loadNonces() {
+	j, blobs, err := openNonceJournal(n.cfg.DataDir, n.cfg.NonceLogBytes, time.Now(), n.logger)
+	if err != nil {
+		n.logger.Error("nonce journal unavailable; nonces this node accepts survive its restart only through its peers", keyErr, err)
+	} else {
+		n.events.log.journal.Store(j)
+	}
+	count := 0
+	for _, b := range blobs {
+		added, expires, err := n.cacheNonces(b.data)
+		if err != nil {
+			n.logger.Warn("nonce journal batch ends in a malformed record", keyErr, err)
+		}
+		if expires > 0 {
+			n.events.log.keep(b.data, expires)
+		}
+		count += added
+	}
+	if len(blobs) > 0 {
+		n.logger.Info("loaded nonces from the journal", "nonces", count, "batches", len(blobs))
+	}
+	n.migrateNonceFile()
+}
+
+// migrateNonceFile moves the nonces of a file written by an earlier
+// version at shutdown into the log and the journal, then deletes the file.
+func (n *Node) migrateNonceFile() {
 	path := nonceFilePath(n.cfg.DataDir)
 	data, err := readNonceFile(path, n.cfg.NonceLogBytes)
 	if err != nil {
 		n.logger.Warn("ignoring nonce file", keyErr, err)
-		return
 	}
 	if data == nil {
 		return
@@ -404,16 +441,17 @@ func (n *Node) loadNonceFile() {
 	if err != nil {
 		n.logger.Warn("nonce file ends in a malformed record", keyErr, err)
 	}
-	n.logger.Info("loaded nonces saved at shutdown", "nonces", count)
+	if err := os.Remove(path); err != nil {
+		n.logger.Warn("could not delete the nonce file after moving it into the journal", keyErr, err)
+	}
+	n.logger.Info("moved nonces saved at shutdown into the journal", "nonces", count)
 }
 
-// saveNonceFile keeps the nonce log across a graceful restart.
-func (n *Node) saveNonceFile() {
-	if n.events == nil {
-		return
-	}
-	if err := n.events.log.save(nonceFilePath(n.cfg.DataDir), time.Now()); err != nil {
-		n.logger.Warn("nonces not saved; a restarted node relies on its peers for them", keyErr, err)
+// closeNonceJournal stops journal writes; sync flushes the last segment to
+// disk, which a graceful shutdown can afford.
+func (n *Node) closeNonceJournal(sync bool) {
+	if j := n.events.log.journal.Load(); j != nil {
+		j.close(sync)
 	}
 }
 
