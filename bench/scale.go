@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,9 +26,12 @@ const (
 	// encoded and applied together.
 	scaleBatchMachines = 512
 	// scaleApplyBatch is the number of log entries per ApplyBatch call. It
-	// is hashicorp/raft's default MaxAppendEntries, so the FSM applies
-	// batches of the size a follower receives.
-	scaleApplyBatch = 64
+	// is Keyward's default raft-max-append-entries, so the FSM applies
+	// batches of the size a follower receives under load.
+	scaleApplyBatch = 256
+	// scaleEnrollmentUses is the number of machines that enroll with each
+	// enrollment token of the enrollment setup: the most one token allows.
+	scaleEnrollmentUses = fsm.MaxEnrollmentUses
 	// Fixed identifiers of the scale state. Each state lives in its own
 	// folder, so they never meet.
 	scaleVault   fsm.VaultID   = "vault_benchscale000001"
@@ -34,17 +39,31 @@ const (
 	scaleSecret  fsm.SecretID  = "sk_benchscale"
 )
 
+// Scale setups: how the scale scenario registers its machines.
+const (
+	// ScaleSetupStandard gives each machine a standard bootstrap token, the
+	// registration, approval, a project attachment and a grant: five log
+	// entries per machine.
+	ScaleSetupStandard = "standard"
+	// ScaleSetupEnrollment enrolls machines with enrollment tokens of
+	// scaleEnrollmentUses uses each, which make every machine active with
+	// the project and the grant at registration: one log entry per machine
+	// and one per token.
+	ScaleSetupEnrollment = "enrollment"
+)
+
 // ScaleResult is the scale scenario's result, one point per state size.
 type ScaleResult struct {
+	// Setup is ScaleSetupStandard or ScaleSetupEnrollment.
+	Setup string       `json:"setup"`
 	Sizes []ScalePoint `json:"sizes"`
 	// RatioReopenLargestToSmallest is the re-open time of the largest
 	// state divided by that of the smallest.
 	RatioReopenLargestToSmallest float64 `json:"ratioReopenLargestToSmallest,omitempty"`
 }
 
-// ScalePoint describes a state of Machines active machines, each
-// registered with its own standard bootstrap token, approved, attached to
-// one project and granted one secret: five log entries per machine.
+// ScalePoint describes a state of Machines active machines, each attached
+// to one project and granted one secret, built with the result's Setup.
 type ScalePoint struct {
 	Machines              int     `json:"machines"`
 	Entries               int     `json:"entries"`
@@ -61,7 +80,8 @@ type ScalePoint struct {
 	// closed and opened again, as after a restart.
 	ReopenBytesPerMachine float64 `json:"reopenBytesPerMachine"`
 	// ResidentBytes is the process's resident set size (VmRSS) with the
-	// state open. It includes everything the process ever touched.
+	// state open, after the freed heap was returned to the operating
+	// system: the Go heap, Pebble's memory outside it, and the runtime.
 	ResidentBytes int64 `json:"residentBytes,omitempty"`
 	SnapshotBytes int64 `json:"snapshotBytes"`
 	// SnapshotSeconds is the time to stream the snapshot to a file.
@@ -77,7 +97,7 @@ type ScalePoint struct {
 
 // runScale builds each state size in-process and measures it.
 func (r *runner) runScale(ctx context.Context) error {
-	res := &ScaleResult{}
+	res := &ScaleResult{Setup: r.cfg.ScaleSetup}
 	r.report.Scale = res
 	for _, n := range r.cfg.ScaleMachines {
 		if err := ctx.Err(); err != nil {
@@ -103,7 +123,7 @@ func (r *runner) measureScale(n int) (ScalePoint, error) {
 	}
 	defer os.RemoveAll(dir)
 
-	s := &scaleState{n: n, dir: dir, point: ScalePoint{Machines: n}}
+	s := &scaleState{n: n, dir: dir, setup: r.cfg.ScaleSetup, point: ScalePoint{Machines: n}}
 	build := r.progress(fmt.Sprintf("scale %d: build", n), 0, int64(n))
 	s.progress = build
 	err = s.build()
@@ -133,6 +153,7 @@ func (r *runner) measureScale(n int) (ScalePoint, error) {
 type scaleState struct {
 	n        int
 	dir      string
+	setup    string
 	keyring  *seal.Keyring
 	live     *fsm.FSM
 	baseline int64
@@ -174,14 +195,8 @@ func (s *scaleState) build() error {
 	if err := s.applyBase(); err != nil {
 		return err
 	}
-	for first := 0; first < s.n; first += scaleBatchMachines {
-		last := min(first+scaleBatchMachines, s.n)
-		if err := s.applyMachines(first, last); err != nil {
-			return err
-		}
-		if s.progress != nil {
-			s.progress.done.Add(int64(last - first))
-		}
+	if err := s.applyAllMachines(); err != nil {
+		return err
 	}
 	elapsed := time.Since(start)
 	s.point.Entries = int(s.index)
@@ -191,6 +206,24 @@ func (s *scaleState) build() error {
 	s.point.HeapInUseBytes = heapInUse() - s.baseline
 	s.point.BytesPerMachine = float64(s.point.HeapInUseBytes) / float64(s.n)
 	s.point.ResidentBytes = residentBytes()
+	return checkMachines(s.live, s.n, "after the build")
+}
+
+// checkMachines fails unless f holds n active machines, each attached to
+// the scale project and granted the scale secret.
+func checkMachines(f *fsm.FSM, n int, when string) error {
+	machines := f.Machines(scaleVault)
+	if len(machines) != n {
+		return fmt.Errorf("%s the state has %d machines, expected %d", when, len(machines), n)
+	}
+	for _, e := range machines {
+		m := e.Machine
+		if m.Status != fsm.StatusActive || !slices.Equal(m.Projects, []fsm.ProjectID{scaleProject}) ||
+			!slices.Equal(m.Grants, []fsm.SecretID{scaleSecret}) {
+			return fmt.Errorf("%s machine %s is %s with projects %v and grants %v, expected active with %s and %s",
+				when, m.ID, m.Status, m.Projects, m.Grants, scaleProject, scaleSecret)
+		}
+	}
 	return nil
 }
 
@@ -255,33 +288,107 @@ func (s *scaleState) apply(entries []*raft.Log) error {
 	return nil
 }
 
-// applyMachines registers, approves, attaches and grants machines
-// first..last-1.
-func (s *scaleState) applyMachines(first, last int) error {
+// scaleChunk is the log entries of a run of machines, or the error that
+// stopped their encoding.
+type scaleChunk struct {
+	entries  []*raft.Log
+	machines int
+	err      error
+}
+
+// applyAllMachines applies the entries of every machine. One goroutine
+// generates keys and encodes the entries of the next machines while this
+// one applies the current ones, as a leader encodes while its followers
+// apply.
+func (s *scaleState) applyAllMachines() error {
+	chunks := make(chan scaleChunk, 2)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		defer close(chunks)
+		for first := 0; first < s.n; first += scaleBatchMachines {
+			last := min(first+scaleBatchMachines, s.n)
+			entries, err := s.machineEntries(first, last)
+			select {
+			case chunks <- scaleChunk{entries: entries, machines: last - first, err: err}:
+			case <-stop:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for c := range chunks {
+		if c.err != nil {
+			return c.err
+		}
+		if err := s.apply(c.entries); err != nil {
+			return err
+		}
+		if s.progress != nil {
+			s.progress.done.Add(int64(c.machines))
+		}
+	}
+	return nil
+}
+
+// machineEntries encodes the entries that set up machines first..last-1.
+func (s *scaleState) machineEntries(first, last int) ([]*raft.Log, error) {
 	keys := publicKeys(last - first)
-	cmds := make([]command, 0, 5*len(keys))
+	var cmds []command
 	for i, key := range keys {
 		n := first + i
-		id := fsm.MachineID(fmt.Sprintf("%08x-0000-4000-8000-%012x", n, n))
-		token := tokenHash(fmt.Sprintf("bench-scale-token-%d", n))
-		cmds = append(cmds,
-			command{fsm.CmdCreateBootstrapToken, fsm.CreateBootstrapTokenPayload{Token: fsm.BootstrapToken{
-				ID: fmt.Sprintf("bt_%d", n), Hash: token, VaultID: scaleVault, Kind: fsm.TokenKindStandard,
-				ExpiresAt: s.now + time.Hour.Milliseconds(), MaxUses: 1,
-			}}},
-			command{fsm.CmdRegisterMachine, fsm.RegisterMachinePayload{
-				TokenHash: token, VaultID: scaleVault, MachineID: id, PublicKey: key, Hostname: fmt.Sprintf("bench-%07d", n),
-			}},
-			command{fsm.CmdSetMachineStatus, fsm.SetMachineStatusPayload{VaultID: scaleVault, MachineID: id, Action: fsm.ActionApprove}},
-			command{fsm.CmdAttachProject, fsm.MachineProjectPayload{VaultID: scaleVault, MachineID: id, ProjectID: scaleProject}},
-			command{fsm.CmdSetGrants, fsm.SetGrantsPayload{VaultID: scaleVault, MachineID: id, SecretIDs: []fsm.SecretID{scaleSecret}}},
-		)
+		if s.setup == ScaleSetupEnrollment {
+			cmds = append(cmds, s.enrollmentCommands(n, key)...)
+		} else {
+			cmds = append(cmds, s.standardCommands(n, key)...)
+		}
 	}
-	entries, err := s.entries(cmds...)
-	if err != nil {
-		return err
+	return s.entries(cmds...)
+}
+
+func scaleMachineID(n int) fsm.MachineID {
+	return fsm.MachineID(fmt.Sprintf("%08x-0000-4000-8000-%012x", n, n))
+}
+
+// standardCommands registers machine n with its own standard token, then
+// approves it, attaches the project and grants the secret.
+func (s *scaleState) standardCommands(n int, key []byte) []command {
+	id := scaleMachineID(n)
+	token := tokenHash(fmt.Sprintf("bench-scale-token-%d", n))
+	return []command{
+		{fsm.CmdCreateBootstrapToken, fsm.CreateBootstrapTokenPayload{Token: fsm.BootstrapToken{
+			ID: fmt.Sprintf("bt_%d", n), Hash: token, VaultID: scaleVault, Kind: fsm.TokenKindStandard,
+			ExpiresAt: s.now + time.Hour.Milliseconds(), MaxUses: 1,
+		}}},
+		{fsm.CmdRegisterMachine, fsm.RegisterMachinePayload{
+			TokenHash: token, VaultID: scaleVault, MachineID: id, PublicKey: key, Hostname: fmt.Sprintf("bench-%07d", n),
+		}},
+		{fsm.CmdSetMachineStatus, fsm.SetMachineStatusPayload{VaultID: scaleVault, MachineID: id, Action: fsm.ActionApprove}},
+		{fsm.CmdAttachProject, fsm.MachineProjectPayload{VaultID: scaleVault, MachineID: id, ProjectID: scaleProject}},
+		{fsm.CmdSetGrants, fsm.SetGrantsPayload{VaultID: scaleVault, MachineID: id, SecretIDs: []fsm.SecretID{scaleSecret}}},
 	}
-	return s.apply(entries)
+}
+
+// enrollmentCommands enrolls machine n with the enrollment token of its
+// group of scaleEnrollmentUses machines, creating the token first for the
+// group's first machine.
+func (s *scaleState) enrollmentCommands(n int, key []byte) []command {
+	group := n / scaleEnrollmentUses
+	token := tokenHash(fmt.Sprintf("bench-scale-enrollment-%d", group))
+	var cmds []command
+	if n%scaleEnrollmentUses == 0 {
+		cmds = append(cmds, command{fsm.CmdCreateBootstrapToken, fsm.CreateBootstrapTokenPayload{Token: fsm.BootstrapToken{
+			ID: fmt.Sprintf("et_%d", group), Hash: token, VaultID: scaleVault, Kind: fsm.TokenKindEnrollment,
+			ExpiresAt: s.now + 24*time.Hour.Milliseconds(), MaxUses: scaleEnrollmentUses,
+			Lifetime:   &fsm.Lifetime{Months: 1},
+			ProjectIDs: []fsm.ProjectID{scaleProject}, SecretIDs: []fsm.SecretID{scaleSecret},
+		}}})
+	}
+	return append(cmds, command{fsm.CmdRegisterMachine, fsm.RegisterMachinePayload{
+		TokenHash: token, VaultID: scaleVault, MachineID: scaleMachineID(n), PublicKey: key, Hostname: fmt.Sprintf("bench-%07d", n),
+	}})
 }
 
 // snapshot streams a snapshot of the live store to a file.
@@ -344,7 +451,7 @@ func (s *scaleState) restore() error {
 	if s.point.SnapshotSeconds > 0 {
 		s.point.RatioRestoreToSnapshot = s.point.RestoreSeconds / s.point.SnapshotSeconds
 	}
-	return nil
+	return checkMachines(f, s.n, "after the restore")
 }
 
 // fileSink is a raft.SnapshotSink that writes to a file.
@@ -390,7 +497,11 @@ func heapInUse() int64 {
 	return int64(m.HeapInuse)
 }
 
-// residentBytes returns the VmRSS of this process on Linux, else zero.
+// residentBytes returns the VmRSS of this process on Linux, else zero. It
+// first returns the heap that the garbage collector freed to the operating
+// system, so that the figure is the memory in use rather than the peak of
+// the build.
 func residentBytes() int64 {
+	debug.FreeOSMemory()
 	return procKiB("/proc/self/status", "VmRSS") * 1024
 }

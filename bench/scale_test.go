@@ -9,9 +9,28 @@ import (
 )
 
 func TestScale_BuildsAndMeasuresStates(t *testing.T) {
+	testScaleSetup(t, ScaleSetupStandard, func(machines int) int {
+		// Three base entries, then five per machine.
+		return 3 + 5*machines
+	})
+}
+
+func TestScale_EnrollmentSetup(t *testing.T) {
+	testScaleSetup(t, ScaleSetupEnrollment, func(machines int) int {
+		// Three base entries, one per enrollment token, one per machine.
+		tokens := (machines + scaleEnrollmentUses - 1) / scaleEnrollmentUses
+		return 3 + tokens + machines
+	})
+}
+
+// testScaleSetup runs the scale scenario with setup on 50 and 600 machines
+// and checks every figure. wantEntries returns the log entries a state of
+// n machines takes.
+func testScaleSetup(t *testing.T, setup string, wantEntries func(n int) int) {
 	cfg := DefaultConfig()
 	cfg.Scenario = ScenarioScale
 	cfg.ScaleMachines = []int{50, 600}
+	cfg.ScaleSetup = setup
 	cfg.WorkDir = t.TempDir()
 	r := &runner{cfg: cfg, report: newReport(cfg, time.Now())}
 
@@ -19,13 +38,15 @@ func TestScale_BuildsAndMeasuresStates(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := r.report.Scale
+	if res.Setup != setup {
+		t.Errorf("setup = %q, want %q", res.Setup, setup)
+	}
 	if len(res.Sizes) != 2 {
 		t.Fatalf("%d sizes measured, want 2", len(res.Sizes))
 	}
 	for _, p := range res.Sizes {
 		t.Run("machines "+strconv.Itoa(p.Machines), func(t *testing.T) {
-			// Three base entries, then five per machine.
-			if want := 3 + 5*p.Machines; p.Entries != want {
+			if want := wantEntries(p.Machines); p.Entries != want {
 				t.Errorf("entries = %d, want %d", p.Entries, want)
 			}
 			positive := map[string]float64{

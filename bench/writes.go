@@ -73,11 +73,18 @@ func (r *runner) runWrites(ctx context.Context) error {
 	}
 	rates := map[int]float64{}
 	for _, writers := range r.cfg.Writers {
+		cpuBefore, cpuKnown := r.localNodesCPU()
 		run, err := r.writeRun(ctx, fx, secrets, writersName("writes", writers), writers)
 		if err != nil {
 			return err
 		}
-		res.Levels = append(res.Levels, WriteLevel{Writers: writers, WritesPerSecond: run.PerSecond, Latency: run.Latency})
+		level := WriteLevel{Writers: writers, WritesPerSecond: run.PerSecond, Latency: run.Latency}
+		if cpuAfter, ok := r.localNodesCPU(); ok && cpuKnown && run.Succeeded > 0 && run.Seconds > 0 {
+			cpu := cpuAfter - cpuBefore
+			level.ServerCPUMicrosPerWrite = float64(cpu.Microseconds()) / float64(run.Succeeded)
+			level.ServerCores = cpu.Seconds() / run.Seconds
+		}
+		res.Levels = append(res.Levels, level)
 		rates[writers] = run.PerSecond
 		if writers == 1 {
 			res.LoneWriteP50Ms = run.Latency.P50
@@ -105,6 +112,28 @@ func (r *runner) writeRun(ctx context.Context, fx *fixture, secrets []string, na
 	run.Nodes = 1
 	r.report.Runs = append(r.report.Runs, run)
 	return run, err
+}
+
+// localNodesCPU returns the CPU time (user and system) that the local
+// nodes have used so far. It reports false with --target, and outside
+// Linux.
+func (r *runner) localNodesCPU() (time.Duration, bool) {
+	if r.cluster == nil {
+		return 0, false
+	}
+	var total time.Duration
+	for _, n := range r.cluster.nodes {
+		if n.cmd == nil || n.cmd.Process == nil {
+			return 0, false
+		}
+		cpu, err := processCPUTime(n.cmd.Process.Pid)
+		if err != nil {
+			r.log.Debug("read node CPU time", "node", n.id, "error", err)
+			return 0, false
+		}
+		total += cpu
+	}
+	return total, true
 }
 
 // writersName names a run by its writer count: "writes, 1 writer".

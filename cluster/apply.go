@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -47,6 +48,12 @@ func (n *Node) Apply(ctx context.Context, cmd *fsm.Command) (*fsm.Response, erro
 	return resp, err
 }
 
+// appliedWaiter is a state machine that wakes waiters when its applied
+// index moves (*fsm.FSM does).
+type appliedWaiter interface {
+	WaitApplied(ctx context.Context, index uint64) bool
+}
+
 // waitApplied waits until this node's state machine has applied index, so
 // that a client which wrote through this node reads its own write here
 // next. A forwarded command returns once the leader applied it, which may
@@ -56,6 +63,18 @@ func (n *Node) waitApplied(ctx context.Context, index uint64) {
 	if index == 0 || n.sm.AppliedIndex() >= index {
 		return
 	}
+	// A node that rejects log entries for lack of space will not apply the
+	// write until space is freed.
+	if n.disk.rejecting() {
+		return
+	}
+	if w, ok := n.sm.(appliedWaiter); ok {
+		if !w.WaitApplied(ctx, index) {
+			n.logger.Debug("local apply lags the leader", "index", index, "applied", n.sm.AppliedIndex())
+		}
+		return
+	}
+	// Other state machines are polled.
 	ticker := time.NewTicker(2 * time.Millisecond)
 	defer ticker.Stop()
 	for n.sm.AppliedIndex() < index {
@@ -180,6 +199,11 @@ func (n *Node) waitForLeader(ctx context.Context, rejectedBy string) error {
 // applyLocal proposes data on this node, which believes it is the leader,
 // and waits for the state machine's response.
 func (n *Node) applyLocal(ctx context.Context, data []byte) (*fsm.Response, uint64, error) {
+	// A leader whose volume is below the reserve would step down on the
+	// failed append, so it rejects the write first with a definite error.
+	if err := n.disk.checkSpace(); err != nil {
+		return nil, 0, err
+	}
 	f := n.raft.Apply(data, timeLeft(ctx))
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
@@ -207,6 +231,9 @@ func (n *Node) applyLocal(ctx context.Context, data []byte) (*fsm.Response, uint
 //     deadline error.
 //   - ErrAbortedByRestore: dropped by a snapshot restore, definitely not
 //     applied; retry.
+//   - ErrDiskFull or ENOSPC: the leader's log store rejected the entries, so
+//     Raft never stored or sent them and steps down; definitely not
+//     applied: ErrDiskFull.
 //   - any other error after the entry was appended (ErrLeadershipLost,
 //     ErrRaftShutdown): the entry may commit under the next leader or be
 //     discarded, so the outcome is unknown: ErrIndeterminate.
@@ -216,6 +243,10 @@ func classifyApplyError(err error, index uint64) error {
 		return fmt.Errorf("apply not started before the deadline: %w", context.DeadlineExceeded)
 	case errors.Is(err, raft.ErrAbortedByRestore):
 		return &retryError{reason: "write dropped by a snapshot restore"}
+	case errors.Is(err, ErrDiskFull):
+		return err
+	case errors.Is(err, syscall.ENOSPC):
+		return fmt.Errorf("%w: entry %d not stored in the leader's raft.db: %v", ErrDiskFull, index, err)
 	case index == 0:
 		return &retryError{reason: "not proposed: " + err.Error()}
 	default:

@@ -97,7 +97,8 @@ type Config struct {
 	// pulls (nonce-log-bytes). Default 256 MiB: a record of a UUID machine
 	// id and a 24-character nonce takes 71 bytes, so about 3.8 million
 	// nonces. When it is full the oldest nonces leave the log first; they
-	// stay in the replay caches of running nodes.
+	// stay in the replay caches of running nodes. The same bound applies to
+	// the nonce journal under DataDir/nonce-journal.
 	NonceLogBytes int
 
 	// LeaderJobs run, each in its own goroutine, only while this node is
@@ -123,7 +124,9 @@ type Config struct {
 
 	// CommitTimeout is the idle time after which the leader sends an
 	// otherwise empty append so that followers learn the commit index
-	// (raft-commit-timeout). Default 20 ms, minimum 1 ms.
+	// (raft-commit-timeout). A write sent to a follower returns only once
+	// that follower applied it, so with no other writes in flight it waits
+	// about this long. Default 5 ms, minimum 1 ms.
 	CommitTimeout time.Duration
 
 	// MaxAppendEntries is the number of entries batched into one append
@@ -157,6 +160,20 @@ type Config struct {
 	// its peers' before the node counts as skewed and refuses machine
 	// requests (max-clock-skew). Zero turns the check off. Default 5 s.
 	MaxClockSkew time.Duration
+
+	// DiskStallThreshold is how long one write to raft.db (a log append or
+	// a term and vote update, each ending with fsync) may take before the
+	// node counts its disk as stalled (disk-stall-threshold). A stalled
+	// node reports unhealthy and, when it leads, hands leadership to
+	// another voter. Zero turns the check off. Default 1 s.
+	DiskStallThreshold time.Duration
+
+	// DiskReserveBytes is the free space on the data volume below which the
+	// node rejects commands for its Raft log (disk-reserve-bytes), so that
+	// the rest stays for the state machine, Raft's term and vote updates
+	// and a restart. A leader below it rejects writes with ErrDiskFull and
+	// hands leadership away. Zero turns the check off. Default 32 MiB.
+	DiskReserveBytes int64
 
 	// Clock is the node's wall clock (default time.Now). Tests replace it
 	// to give one node a wrong clock.
@@ -217,7 +234,7 @@ func DefaultConfig() Config {
 		HeartbeatTimeout:    time.Second,
 		ElectionTimeout:     time.Second,
 		LeaderLeaseTimeout:  500 * time.Millisecond,
-		CommitTimeout:       20 * time.Millisecond,
+		CommitTimeout:       5 * time.Millisecond,
 		MaxAppendEntries:    256,
 		SnapshotInterval:    2 * time.Minute,
 		SnapshotThreshold:   8192,
@@ -236,6 +253,8 @@ func DefaultConfig() Config {
 		JoinRetryInterval:   time.Second,
 		DeadNodeReclaimTime: 10 * time.Second,
 		NonceLogBytes:       256 << 20,
+		DiskStallThreshold:  time.Second,
+		DiskReserveBytes:    32 << 20,
 	}
 }
 
@@ -322,8 +341,13 @@ func (c Config) validateHTTPURL() error {
 }
 
 func (c Config) validateMembership() error {
-	if c.Voters < 1 {
-		return invalid("voters", "%d is below 1; use 3 or 5 for a fault-tolerant cluster", c.Voters)
+	if c.Voters < 1 || c.Voters > 7 {
+		return invalid("voters", "%d is outside 1..7; use 3 or 5 for a fault-tolerant cluster", c.Voters)
+	}
+	if c.Voters%2 == 0 {
+		// A quorum is Voters/2+1, so an even count survives no more
+		// failures than one voter fewer.
+		return invalid("voters", "%d is even; use an odd number from 1 to 7, because an even count adds no fault tolerance", c.Voters)
 	}
 	if c.BootstrapExpect < 0 {
 		return invalid("bootstrap-expect", "%d is negative; use 0 to join an existing cluster", c.BootstrapExpect)
@@ -411,6 +435,12 @@ func (c Config) validateTimes() error {
 	}
 	if c.TransportMaxPool < 1 {
 		return invalid("raft-transport-pool", "%d is below 1", c.TransportMaxPool)
+	}
+	if c.DiskStallThreshold < 0 {
+		return invalid("disk-stall-threshold", "%s is negative; use 0 to turn the check off", c.DiskStallThreshold)
+	}
+	if c.DiskReserveBytes < 0 {
+		return invalid("disk-reserve-bytes", "%d is negative; use 0 to turn the check off", c.DiskReserveBytes)
 	}
 	if c.NonceLogBytes < 1<<20 {
 		return invalid("nonce-log-bytes", "%d is below 1 MiB", c.NonceLogBytes)

@@ -14,7 +14,12 @@ import (
 // Pool and connection limits of the forwarding channel.
 const (
 	// forwardMaxIdle is the number of idle connections kept per leader.
-	forwardMaxIdle = 4
+	// Each request holds a connection until its reply arrives, so a
+	// follower with N writes in flight uses N connections. Keeping up to
+	// 256 idle spares a dial, and with TLS a handshake, per write at up to
+	// that many concurrent writes. Each idle connection costs a socket and
+	// a waiting goroutine on the leader.
+	forwardMaxIdle = 256
 	// forwardIdleLifetime is how long the client keeps an idle connection.
 	// It is shorter than forwardServerIdle so the client, not the server,
 	// normally ends an idle connection.

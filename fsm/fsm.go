@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/hashicorp/raft"
 )
 
@@ -29,11 +31,17 @@ type FSM struct {
 	cfg Config
 	log *slog.Logger
 	db  *pebble.DB
+	// opts are the options db was opened with, defaults filled in. Restore
+	// writes its tables with them.
+	opts *pebble.Options
 
 	// idx is swapped whole by Restore.
 	idx atomic.Pointer[indexes]
 	// applied is the index of the last applied entry, for AppliedIndex.
 	applied atomic.Uint64
+	// appliedSignal is closed, and replaced by a new channel, each time
+	// applied changes, so that WaitApplied sleeps until then.
+	appliedSignal atomic.Pointer[chan struct{}]
 
 	// applyMu serialises the calls that change state.
 	applyMu sync.Mutex
@@ -48,6 +56,9 @@ type FSM struct {
 
 	// audit tells readers of the audit log about new entries.
 	audit auditFeed
+
+	// rootKey records the outcome of VerifyRootKey.
+	rootKey rootKeyState
 }
 
 // appliedRecord is the value stored at keyApplied.
@@ -75,13 +86,15 @@ func Open(cfg Config, logger *slog.Logger) (*FSM, error) {
 	}
 	logger = logger.With("component", "fsm")
 
-	opts := &pebble.Options{FS: cfg.FS, Logger: pebbleLogger{logger}}
+	opts := pebbleOptions(cfg, logger)
 	db, err := pebble.Open(cfg.Dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open pebble at %s: %w", cfg.Dir, err)
 	}
 
-	f := &FSM{cfg: cfg, log: logger, db: db}
+	f := &FSM{cfg: cfg, log: logger, db: db, opts: opts}
+	signal := make(chan struct{})
+	f.appliedSignal.Store(&signal)
 	if err := f.load(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("load state from %s: %w", cfg.Dir, err)
@@ -105,9 +118,70 @@ func (f *FSM) Close() error {
 	return nil
 }
 
+// blockCacheBytes is the size of Pebble's block cache. Apply reads Pebble
+// for most commands (the idempotency record of its request id, secret
+// versions), and most of those reads miss. A miss costs only bloom filter
+// checks as long as the index and filter blocks of every table stay
+// cached. With Pebble's default of 8 MiB they did not in the write
+// benchmarks (BenchmarkApply_SecretUpdates in package cluster), and each
+// miss read index blocks from disk. Cgo builds allocate the cache outside
+// the Go heap, and it fills only as blocks are read.
+const blockCacheBytes = 64 << 20
+
+// bloomBitsPerKey sizes the bloom filter of each table: 10 bits per key
+// gives about 1% false positives.
+const bloomBitsPerKey = 10
+
+// pebbleOptions returns the options of the FSM's store, with Pebble's
+// defaults filled in. Every level has a bloom filter because apply's
+// lookups of new request ids always miss, and without filters each miss
+// searches one table per level (and every L0 table) down to a data block.
+// The format must allow excise, which Restore uses to replace the whole
+// store in one step; Open upgrades a store written in an older format.
+func pebbleOptions(cfg Config, logger *slog.Logger) *pebble.Options {
+	opts := &pebble.Options{
+		FS:                 cfg.FS,
+		Logger:             pebbleLogger{logger},
+		CacheSize:          blockCacheBytes,
+		FormatMajorVersion: pebble.FormatVirtualSSTables,
+	}
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(bloomBitsPerKey)
+	}
+	opts.EnsureDefaults()
+	return opts
+}
+
 // AppliedIndex returns the index of the last applied log entry.
 func (f *FSM) AppliedIndex() uint64 {
 	return f.applied.Load()
+}
+
+// WaitApplied blocks until the applied index reaches index or ctx ends,
+// and reports whether it reached it. It wakes on each commit instead of
+// polling, so a caller that waits for its own write returns as soon as
+// the batch holding it commits.
+func (f *FSM) WaitApplied(ctx context.Context, index uint64) bool {
+	for {
+		// Load the signal before the index: a commit that lands between
+		// the two closes this signal, so the wait below cannot miss it.
+		signal := *f.appliedSignal.Load()
+		if f.applied.Load() >= index {
+			return true
+		}
+		select {
+		case <-signal:
+		case <-ctx.Done():
+			return f.applied.Load() >= index
+		}
+	}
+}
+
+// setApplied publishes a new applied index and wakes WaitApplied callers.
+func (f *FSM) setApplied(index uint64) {
+	f.applied.Store(index)
+	next := make(chan struct{})
+	close(*f.appliedSignal.Swap(&next))
 }
 
 // load reads the applied index, the prune cutoff and every indexed record.
@@ -198,7 +272,7 @@ func (f *FSM) commit(t *tx, index, term uint64) {
 	}
 	f.appliedTerm = term
 	f.pruneCutoff = t.pruneCutoff
-	f.applied.Store(index)
+	f.setApplied(index)
 	f.publishAuditSeq(t)
 }
 

@@ -3,6 +3,7 @@ package fsm
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -11,6 +12,9 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 )
 
@@ -142,11 +146,17 @@ func writeRecords(r pebble.Reader, out io.Writer) (uint64, error) {
 	return count, iter.Error()
 }
 
-// Restore replaces the whole state with a snapshot stream. It reads and
-// verifies the entire stream into one batch that first deletes every key,
-// builds the new indexes from that batch, and only then commits it with
-// fsync and swaps the indexes in. A stream that fails any check leaves the
-// previous state untouched.
+// Restore replaces the whole state with a snapshot stream. It reads the
+// stream once: each record is checked and written to new sorted tables
+// under Dir/restore, and the new indexes are built from the same records.
+// Only when the whole stream passed every check, the trailer's count and
+// checksum included, does it swap the tables in with one ingest that first
+// excises (deletes) every existing key, and then swap the indexes. A
+// stream that fails any check leaves the previous state untouched.
+//
+// Writing tables instead of one write batch keeps memory bounded by the
+// indexes rather than the snapshot size, and the ingested tables land in
+// the bottom level, so nothing is compacted again.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	f.applyMu.Lock()
@@ -155,90 +165,233 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return errClosed
 	}
 
-	batch := f.db.NewIndexedBatch()
-	defer batch.Close()
-	// The tombstone ends above keyspaceEnd, the iterators' upper bound:
-	// Pebble's invariant checks (on in race builds) reject a seek to a
-	// bound that coincides with a range deletion's end.
-	if err := batch.DeleteRange(nil, deleteRangeEnd, nil); err != nil {
-		return fmt.Errorf("restore: clear keyspace: %w", err)
+	fs := f.opts.FS
+	dir := fs.PathJoin(f.cfg.Dir, restoreDirName)
+	// A restore cut short by a crash leaves its tables behind.
+	if err := fs.RemoveAll(dir); err != nil {
+		return fmt.Errorf("restore: remove %s: %w", dir, err)
 	}
+	if err := fs.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("restore: create %s: %w", dir, err)
+	}
+	defer func() {
+		if err := fs.RemoveAll(dir); err != nil {
+			f.log.Warn("remove restore tables failed", "dir", dir, "error", err)
+		}
+	}()
 
-	index, term, count, err := readSnapshot(rc, batch)
+	r, err := f.readSnapshotTables(rc, dir)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	if err := batch.Set([]byte(keyApplied), mustJSON(appliedRecord{Index: index, Term: term}), nil); err != nil {
-		return fmt.Errorf("restore: %w", err)
+	everything := pebble.KeyRange{Start: []byte{}, End: deleteRangeEnd}
+	if _, err := f.db.IngestAndExcise(context.Background(), r.tables, nil, nil, everything); err != nil {
+		return fmt.Errorf("restore: ingest %d tables: %w", len(r.tables), err)
 	}
 
-	idx, err := loadIndexes(batch)
-	if err != nil {
-		return fmt.Errorf("restore: %w: %v", ErrSnapshotCorrupt, err)
-	}
-	var prune pruneRecord
-	if _, err := getJSON(batch, keyRequestPrune, &prune); err != nil {
-		return fmt.Errorf("restore: %w: %v", ErrSnapshotCorrupt, err)
-	}
-	auditSeq, err := readAuditSeq(batch)
-	if err != nil {
-		return fmt.Errorf("restore: %w: %v", ErrSnapshotCorrupt, err)
-	}
-	if err := batch.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("restore: commit: %w", err)
-	}
-
-	f.idx.Store(idx)
-	f.appliedTerm = term
-	f.pruneCutoff = prune.Cutoff
-	f.applied.Store(index)
-	f.audit.publish(auditSeq)
-	f.log.Info("snapshot restored", "index", index, "term", term, "records", count)
+	f.idx.Store(r.ix)
+	f.appliedTerm = r.term
+	f.pruneCutoff = r.prune.Cutoff
+	f.setApplied(r.index)
+	f.audit.publish(r.auditSeq)
+	f.log.Info("snapshot restored", "index", r.index, "term", r.term, "records", r.count, "tables", len(r.tables))
 	return nil
 }
 
-// snapshotReader reads a stream while hashing every byte it returns.
-type snapshotReader struct {
-	r   *bufio.Reader
-	sum hash.Hash
+// restoreDirName is the folder under Dir that holds a restore's tables
+// until they are ingested.
+const restoreDirName = "restore"
+
+// restoreTableBytes is the size at which Restore starts a new table. It
+// is a variable so that tests can make a small stream span several tables.
+var restoreTableBytes uint64 = 64 << 20
+
+// restoredState is a verified snapshot: its tables and the indexes built
+// from them.
+type restoredState struct {
+	index, term, count uint64
+	tables             []string
+	ix                 *indexes
+	prune              pruneRecord
+	auditSeq           uint64
 }
 
+// readSnapshotTables verifies a stream, writes its records and the applied
+// index to tables in dir and builds the indexes. A failed check returns an
+// error wrapping ErrSnapshotCorrupt.
+func (f *FSM) readSnapshotTables(rc io.Reader, dir string) (*restoredState, error) {
+	s := newSnapshotReader(rc)
+	index, term, err := readHeader(s)
+	if err != nil {
+		return nil, err
+	}
+
+	tables := &tableWriter{
+		fs:      f.opts.FS,
+		dir:     dir,
+		opts:    f.opts.MakeWriterOptions(len(f.opts.Levels)-1, f.db.TableFormat()),
+		applied: mustJSON(appliedRecord{Index: index, Term: term}),
+	}
+	b := newIndexBuilder()
+	count, err := readRecords(s, func(key, value []byte) error {
+		if err := tables.set(key, value); err != nil {
+			return err
+		}
+		if err := b.add(key, value); err != nil {
+			return fmt.Errorf("%w: %v", ErrSnapshotCorrupt, err)
+		}
+		return nil
+	})
+	if err != nil {
+		b.abort()
+		tables.abort()
+		return nil, err
+	}
+	if err := tables.finish(); err != nil {
+		b.abort()
+		return nil, err
+	}
+	ix, err := b.finish(nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSnapshotCorrupt, err)
+	}
+	return &restoredState{
+		index: index, term: term, count: count, tables: tables.paths,
+		ix: ix, prune: b.prune, auditSeq: b.auditSeq,
+	}, nil
+}
+
+// tableWriter writes records in ascending key order to a run of tables
+// for ingestion, and adds the applied index record at its place in the
+// order.
+type tableWriter struct {
+	fs      vfs.FS
+	dir     string
+	opts    sstable.WriterOptions
+	applied []byte
+
+	w           *sstable.Writer
+	paths       []string
+	appliedDone bool
+}
+
+func (t *tableWriter) set(key, value []byte) error {
+	if !t.appliedDone && string(key) > keyApplied {
+		if err := t.add([]byte(keyApplied), t.applied); err != nil {
+			return err
+		}
+		t.appliedDone = true
+	}
+	return t.add(key, value)
+}
+
+func (t *tableWriter) add(key, value []byte) error {
+	if t.w == nil {
+		path := t.fs.PathJoin(t.dir, fmt.Sprintf("%06d.sst", len(t.paths)))
+		file, err := t.fs.Create(path, vfs.WriteCategoryUnspecified)
+		if err != nil {
+			return fmt.Errorf("create %s: %w", path, err)
+		}
+		t.w = sstable.NewWriter(objstorageprovider.NewFileWritable(file), t.opts)
+		t.paths = append(t.paths, path)
+	}
+	if err := t.w.Set(key, value); err != nil {
+		return fmt.Errorf("write %s: %w", t.paths[len(t.paths)-1], err)
+	}
+	if t.w.Raw().EstimatedSize() >= restoreTableBytes {
+		return t.closeTable()
+	}
+	return nil
+}
+
+// finish writes the applied index if no key above it came, and closes
+// the last table.
+func (t *tableWriter) finish() error {
+	if !t.appliedDone {
+		if err := t.add([]byte(keyApplied), t.applied); err != nil {
+			return err
+		}
+		t.appliedDone = true
+	}
+	return t.closeTable()
+}
+
+func (t *tableWriter) closeTable() error {
+	if t.w == nil {
+		return nil
+	}
+	err := t.w.Close()
+	t.w = nil
+	if err != nil {
+		return fmt.Errorf("finish %s: %w", t.paths[len(t.paths)-1], err)
+	}
+	return nil
+}
+
+// abort closes the open table after a failure. Restore removes the files.
+func (t *tableWriter) abort() {
+	if t.w != nil {
+		t.w.Close()
+		t.w = nil
+	}
+}
+
+// snapshotReader reads a stream while hashing every byte it returns. Its
+// key and value buffers are reused from one record to the next.
+type snapshotReader struct {
+	r          *bufio.Reader
+	sum        hash.Hash
+	key, value []byte
+	prev       []byte
+}
+
+func newSnapshotReader(r io.Reader) *snapshotReader {
+	return &snapshotReader{r: bufio.NewReaderSize(r, 256<<10), sum: sha256.New()}
+}
+
+// read returns the next n bytes in a new slice.
 func (s *snapshotReader) read(n int) ([]byte, error) {
 	b := make([]byte, n)
+	return b, s.readFull(b)
+}
+
+// readFull fills b with the next bytes.
+func (s *snapshotReader) readFull(b []byte) error {
 	if _, err := io.ReadFull(s.r, b); err != nil {
-		return nil, corrupt("stream ends early: %v", err)
+		return corrupt("stream ends early: %v", err)
 	}
 	s.sum.Write(b)
-	return b, nil
+	return nil
 }
 
 func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrSnapshotCorrupt, fmt.Sprintf(format, args...))
 }
 
-// readSnapshot verifies a stream and sets its records in batch.
-func readSnapshot(rc io.Reader, batch *pebble.Batch) (index, term, count uint64, err error) {
-	s := &snapshotReader{r: bufio.NewReaderSize(rc, 256<<10), sum: sha256.New()}
-	if index, term, err = readHeader(s); err != nil {
-		return 0, 0, 0, err
-	}
-
-	var prev []byte
+// readRecords reads the records after the header and the trailer, and
+// calls fn for each record. The slices passed to fn are valid only during
+// the call. It returns the record count once the trailer checked out.
+func readRecords(s *snapshotReader, fn func(key, value []byte) error) (uint64, error) {
+	var count uint64
+	var tag [1]byte
 	for {
-		tag, err := s.read(1)
-		if err != nil {
-			return 0, 0, 0, err
+		if err := s.readFull(tag[:]); err != nil {
+			return 0, err
 		}
 		switch tag[0] {
 		case tagRecord:
-			if prev, err = readRecord(s, batch, prev); err != nil {
-				return 0, 0, 0, err
+			if err := readRecord(s); err != nil {
+				return 0, err
 			}
+			if err := fn(s.key, s.value); err != nil {
+				return 0, err
+			}
+			s.prev = append(s.prev[:0], s.key...)
 			count++
 		case tagTrailer:
-			return index, term, count, readTrailer(s, count)
+			return count, readTrailer(s, count)
 		default:
-			return 0, 0, 0, corrupt("unknown tag 0x%02x after %d records", tag[0], count)
+			return 0, corrupt("unknown tag 0x%02x after %d records", tag[0], count)
 		}
 	}
 }
@@ -257,38 +410,42 @@ func readHeader(s *snapshotReader) (index, term uint64, err error) {
 	return binary.BigEndian.Uint64(h[12:20]), binary.BigEndian.Uint64(h[20:28]), nil
 }
 
-// readRecord reads one record, checks its bounds and order, and sets it.
-func readRecord(s *snapshotReader, batch *pebble.Batch, prev []byte) ([]byte, error) {
-	lens, err := s.read(8)
-	if err != nil {
-		return nil, err
+// readRecord reads one record into s.key and s.value and checks its
+// bounds and its order after s.prev.
+func readRecord(s *snapshotReader) error {
+	var lens [8]byte
+	if err := s.readFull(lens[:]); err != nil {
+		return err
 	}
 	keyLen, valueLen := binary.BigEndian.Uint32(lens[:4]), binary.BigEndian.Uint32(lens[4:])
 	if keyLen == 0 || keyLen > maxSnapshotKey {
-		return nil, corrupt("key length %d outside 1 to %d", keyLen, maxSnapshotKey)
+		return corrupt("key length %d outside 1 to %d", keyLen, maxSnapshotKey)
 	}
 	if valueLen > maxSnapshotValue {
-		return nil, corrupt("value length %d over the limit of %d", valueLen, maxSnapshotValue)
+		return corrupt("value length %d over the limit of %d", valueLen, maxSnapshotValue)
 	}
 
-	key, err := s.read(int(keyLen))
-	if err != nil {
-		return nil, err
+	s.key = grow(s.key, int(keyLen))
+	if err := s.readFull(s.key); err != nil {
+		return err
 	}
-	if !hasKnownPrefix(key) || string(key) == keyApplied {
-		return nil, corrupt("unexpected key %q", key)
+	if !hasKnownPrefix(s.key) || string(s.key) == keyApplied {
+		return corrupt("unexpected key %q", s.key)
 	}
-	if prev != nil && bytes.Compare(key, prev) <= 0 {
-		return nil, corrupt("key %q is not after %q", key, prev)
+	if len(s.prev) > 0 && bytes.Compare(s.key, s.prev) <= 0 {
+		return corrupt("key %q is not after %q", s.key, s.prev)
 	}
-	value, err := s.read(int(valueLen))
-	if err != nil {
-		return nil, err
+	s.value = grow(s.value, int(valueLen))
+	return s.readFull(s.value)
+}
+
+// grow returns b resized to n bytes, reallocating only when it is too
+// small.
+func grow(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, n)
 	}
-	if err := batch.Set(key, value, nil); err != nil {
-		return nil, fmt.Errorf("set %q: %w", key, err)
-	}
-	return key, nil
+	return b[:n]
 }
 
 func readTrailer(s *snapshotReader, count uint64) error {
