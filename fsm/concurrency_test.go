@@ -52,9 +52,16 @@ func readEverything(t *testing.T, f *FSM, reader int) {
 	t.Helper()
 	for _, id := range []MachineID{machine1, machine2, machine3} {
 		if e, ok := f.Machine(id); ok {
-			// An entry is published whole: its sets match its record.
-			if len(e.Grants) != len(e.Machine.Grants) || len(e.Projects) != len(e.Machine.Projects) {
-				t.Errorf("reader %d: torn entry for %s", reader, id)
+			// An entry is published whole: its lookups match its record.
+			for _, s := range e.Machine.Grants {
+				if !e.HasGrant(s) {
+					t.Errorf("reader %d: torn entry for %s", reader, id)
+				}
+			}
+			for _, p := range e.Machine.Projects {
+				if !e.HasProject(p) {
+					t.Errorf("reader %d: torn entry for %s", reader, id)
+				}
 			}
 			if e.Key == nil {
 				t.Errorf("reader %d: entry for %s has no key", reader, id)

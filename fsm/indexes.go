@@ -1,9 +1,12 @@
 package fsm
 
 import (
+	"bytes"
+	"slices"
 	"sync"
 	"sync/atomic"
 
+	"github.com/keyward/keyward/fsm/seal"
 	"github.com/keyward/keyward/guard"
 )
 
@@ -79,17 +82,52 @@ func (s *shardedMap[K, V]) values() []V {
 	return out
 }
 
-// MachineEntry is the fast path's view of a machine: the record, its parsed
-// public key, its compiled guardrails and its memberships as sets. An entry
-// is immutable once published, because a change publishes a new entry. A
-// reader may therefore keep and use an entry without locks, and must not
-// modify it or anything it points to.
+// MachineEntry is the fast path's view of a machine: the record, its
+// checked public key and its compiled guardrails. An entry is immutable
+// once published, because a change publishes a new entry. A reader may
+// therefore keep and use an entry without locks, and must not modify it or
+// anything it points to.
+//
+// The entry is sized for a million machines. The key is the 32 raw bytes,
+// because guard.KeyCache keeps expanded keys for the machines that sign
+// requests. Repeated strings such as the vault id and the project and
+// secret ids share one copy. Memberships are looked up in the record's own
+// lists unless a list is long.
 type MachineEntry struct {
-	Machine  Machine
-	Key      *guard.PublicKey
-	Policy   *guard.Policy // nil when the machine has no guardrails
-	Projects map[ProjectID]struct{}
-	Grants   map[SecretID]struct{}
+	Machine Machine
+	// Key is the machine's public key. It points into the entry.
+	Key    *guard.PublicKey
+	Policy *guard.Policy // nil when the machine has no guardrails
+
+	// projectSet and grantSet index Machine.Projects and Machine.Grants
+	// when they hold more than maxScannedMembers ids, and are nil
+	// otherwise.
+	projectSet map[ProjectID]struct{}
+	grantSet   map[SecretID]struct{}
+	key        guard.PublicKey
+}
+
+// maxScannedMembers is the longest membership list that HasProject and
+// HasGrant scan rather than index. A scan of 16 short ids takes about as
+// long as a map lookup, and a map costs about 190 bytes per machine.
+const maxScannedMembers = 16
+
+// HasProject reports whether the machine is attached to project.
+func (e *MachineEntry) HasProject(project ProjectID) bool {
+	if e.projectSet != nil {
+		_, ok := e.projectSet[project]
+		return ok
+	}
+	return slices.Contains(e.Machine.Projects, project)
+}
+
+// HasGrant reports whether the machine holds an explicit grant for secret.
+func (e *MachineEntry) HasGrant(secret SecretID) bool {
+	if e.grantSet != nil {
+		_, ok := e.grantSet[secret]
+		return ok
+	}
+	return slices.Contains(e.Machine.Grants, secret)
 }
 
 // tokenIDKey is the key of a bootstrap token's public id: ids are unique
@@ -98,20 +136,27 @@ func tokenIDKey(vault VaultID, id string) string {
 	return string(vault) + "/" + id
 }
 
-// newMachineEntry builds the entry of m, which it takes ownership of.
+// newMachineEntry builds the entry of m, which it takes ownership of: the
+// strings of m are replaced by shared copies of equal value.
 func newMachineEntry(m Machine, key *guard.PublicKey, policy *guard.Policy) *MachineEntry {
-	e := &MachineEntry{
-		Machine:  m,
-		Key:      key,
-		Policy:   policy,
-		Projects: make(map[ProjectID]struct{}, len(m.Projects)),
-		Grants:   make(map[SecretID]struct{}, len(m.Grants)),
+	internMachine(&m)
+	e := &MachineEntry{Machine: m, Policy: policy, key: *key}
+	e.Key = &e.key
+	// The record and the key hold the same 32 bytes, so keep one copy.
+	if raw := e.key.Array(); bytes.Equal(m.PublicKey, raw[:]) {
+		e.Machine.PublicKey = raw[:]
 	}
-	for _, p := range m.Projects {
-		e.Projects[p] = struct{}{}
+	if len(m.Projects) > maxScannedMembers {
+		e.projectSet = make(map[ProjectID]struct{}, len(m.Projects))
+		for _, p := range m.Projects {
+			e.projectSet[p] = struct{}{}
+		}
 	}
-	for _, s := range m.Grants {
-		e.Grants[s] = struct{}{}
+	if len(m.Grants) > maxScannedMembers {
+		e.grantSet = make(map[SecretID]struct{}, len(m.Grants))
+		for _, s := range m.Grants {
+			e.grantSet[s] = struct{}{}
+		}
 	}
 	return e
 }
@@ -124,11 +169,14 @@ type vaultEntry struct {
 }
 
 // secretEntry is a secret's metadata with its current sealed value and the
-// wrapped key of its project, so that SecretValue reads no disk.
+// wrapped key of its project, so that SecretValue reads no disk. opener is
+// set by the first read of the value and keeps its unwrapped data key, so
+// that later reads decrypt without unwrapping keys or allocating.
 type secretEntry struct {
 	meta       *Secret
 	current    Sealed
 	projectKey []byte
+	opener     atomic.Pointer[seal.Opener]
 }
 
 // indexes is the in-memory copy of the state that reads are served from.
@@ -246,6 +294,7 @@ func (ix *indexes) deleteSecret(id SecretID) {
 }
 
 func (ix *indexes) publishBootstrapToken(tok *BootstrapToken) {
+	internToken(tok)
 	ix.bootstrapTokens.set(tok.Hash, tok)
 	ix.bootstrapByID.set(tokenIDKey(tok.VaultID, tok.ID), tok.Hash)
 	ix.listMu.Lock()

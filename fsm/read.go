@@ -112,18 +112,37 @@ func (f *FSM) Secrets(project ProjectID) []*Secret {
 // SecretValue decrypts the current version of a secret. The caller owns
 // the returned plaintext and should clear it once written out.
 func (f *FSM) SecretValue(id SecretID) ([]byte, error) {
+	return f.AppendSecretValue(nil, id)
+}
+
+// AppendSecretValue decrypts the current version of a secret and appends
+// it to dst. The first read of a version unwraps its keys and keeps them
+// with the index entry. Later reads decrypt only, and do not allocate when
+// dst has room for the value. The caller owns the plaintext and should
+// clear it once written out.
+func (f *FSM) AppendSecretValue(dst []byte, id SecretID) ([]byte, error) {
 	s, ok := f.idx.Load().secrets.get(id)
 	if !ok {
-		return nil, fmt.Errorf("%w: secret %s", ErrNotFound, id)
+		return dst, fmt.Errorf("%w: secret %s", ErrNotFound, id)
 	}
 	if f.cfg.Keyring == nil {
-		return nil, ErrNoKeyring
+		return dst, ErrNoKeyring
 	}
-	v, err := f.cfg.Keyring.Open(s.projectKey, string(id), s.current)
+	opener := s.opener.Load()
+	if opener == nil {
+		var err error
+		opener, err = f.cfg.Keyring.NewOpener(s.projectKey, string(id), s.current)
+		if err != nil {
+			return dst, fmt.Errorf("open secret %s version %d: %w", id, s.meta.Version, err)
+		}
+		// Concurrent first reads may each build one, and any of them will do.
+		s.opener.Store(opener)
+	}
+	out, err := opener.AppendOpen(dst)
 	if err != nil {
-		return nil, fmt.Errorf("open secret %s version %d: %w", id, s.meta.Version, err)
+		return dst, fmt.Errorf("open secret %s version %d: %w", id, s.meta.Version, err)
 	}
-	return v, nil
+	return out, nil
 }
 
 // SecretVersions returns every stored version of a secret, oldest first,

@@ -20,11 +20,24 @@ func AppendCanonical(dst, method, path, timestamp, nonce, body []byte) []byte {
 	dst = append(dst, ':')
 	dst = append(dst, nonce...)
 	dst = append(dst, ':')
-
 	sum := sha256.Sum256(body)
-	var digest [2 * sha256.Size]byte
-	hex.Encode(digest[:], sum[:])
-	return append(dst, digest[:]...)
+	return hex.AppendEncode(dst, sum[:])
+}
+
+// AppendCanonicalDigest is AppendCanonical for a caller that already holds
+// the body's SHA-256 (bodySHA256, 32 bytes) and the header values as
+// strings, so that the body is not hashed twice. With a dst of enough
+// capacity the call does not allocate.
+func AppendCanonicalDigest(dst, method []byte, path, timestamp, nonce string, bodySHA256 []byte) []byte {
+	dst = append(dst, method...)
+	dst = append(dst, ':')
+	dst = append(dst, path...)
+	dst = append(dst, ':')
+	dst = append(dst, timestamp...)
+	dst = append(dst, ':')
+	dst = append(dst, nonce...)
+	dst = append(dst, ':')
+	return hex.AppendEncode(dst, bodySHA256)
 }
 
 // CheckPath rejects a request path that is not in the one canonical form

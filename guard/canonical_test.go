@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"crypto/sha256"
 	"errors"
 	"strings"
 	"testing"
@@ -179,5 +180,27 @@ func BenchmarkAppendCanonical(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		dst = AppendCanonical(dst[:0], method, path, timestamp, nonce, body)
+	}
+}
+
+func TestCanonicalDigest_MatchesAppendCanonical(t *testing.T) {
+	for _, body := range [][]byte{nil, []byte(`{"projectId":"proj_0123456789"}`)} {
+		sum := sha256.Sum256(body)
+		want := AppendCanonical(nil, []byte("POST"), []byte("/v1/secrets/list"), []byte("1767225600"), []byte("3f9a1c2e7b4d4e10"), body)
+		got := AppendCanonicalDigest(nil, []byte("POST"), "/v1/secrets/list", "1767225600", "3f9a1c2e7b4d4e10", sum[:])
+		if string(got) != string(want) {
+			t.Errorf("AppendCanonicalDigest = %q, want %q", got, want)
+		}
+	}
+}
+
+func TestCanonicalDigest_NoAllocationWithReusedBuffer(t *testing.T) {
+	dst := make([]byte, 0, 512)
+	sum := sha256.Sum256(nil)
+	allocs := testing.AllocsPerRun(100, func() {
+		dst = AppendCanonicalDigest(dst[:0], []byte("GET"), "/v1/secret/sk_0123456789", "1767225600", "3f9a1c2e7b4d4e10", sum[:])
+	})
+	if allocs != 0 {
+		t.Errorf("AppendCanonicalDigest allocated %.1f times, want 0", allocs)
 	}
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/valyala/fasthttp"
@@ -68,16 +69,27 @@ func (s *Server) getSecret(rc *request, mc *machineCall) error {
 	if err != nil {
 		return err
 	}
-	value, err := s.sm.SecretValue(sec.ID)
+	buf := acquireValueBuffer()
+	defer releaseValueBuffer(buf)
+	value, err := s.sm.AppendSecretValue(buf.plain[:0], sec.ID)
+	buf.plain = value
 	if err != nil {
 		return fmt.Errorf("read secret %s: %w", sec.ID, err)
 	}
 
 	s.polls.remember(mc.machine.ID, sec.ID, sec.Version)
 	s.auditSecretRead(rc, mc, sec)
-	writeJSON(rc.ctx, fasthttp.StatusOK, struct {
-		Value string `json:"value"`
-	}{string(value)})
+	// The body is {"value":"…"}, encoded as encoding/json would, without
+	// converting the plaintext to a string that could not be cleared.
+	// The buffer is grown first, so that no partly written copy is left in
+	// a discarded array.
+	body := slices.Grow(buf.body[:0], len(`{"value":""}`)+maxJSONStringGrowth*len(value))
+	body = append(body, `{"value":`...)
+	body = appendJSONString(body, value)
+	buf.body = append(body, '}')
+	rc.ctx.SetStatusCode(fasthttp.StatusOK)
+	rc.ctx.SetContentType("application/json")
+	rc.ctx.SetBody(buf.body)
 	return nil
 }
 
@@ -107,16 +119,14 @@ func (s *Server) authorizeSecret(rc *request, mc *machineCall, id string) (*fsm.
 // canRead reports whether the machine is attached to the secret's project
 // and holds an explicit grant for the secret.
 func canRead(entry *fsm.MachineEntry, sec *fsm.Secret) bool {
-	_, attached := entry.Projects[sec.ProjectID]
-	_, granted := entry.Grants[sec.ID]
-	return attached && granted
+	return entry.HasProject(sec.ProjectID) && entry.HasGrant(sec.ID)
 }
 
 // readableSecrets returns the secrets the machine may read, optionally in
 // one project, sorted by name then id.
 func (s *Server) readableSecrets(entry *fsm.MachineEntry, project fsm.ProjectID) []*fsm.Secret {
-	out := make([]*fsm.Secret, 0, len(entry.Grants))
-	for id := range entry.Grants {
+	out := make([]*fsm.Secret, 0, len(entry.Machine.Grants))
+	for _, id := range entry.Machine.Grants {
 		sec, ok := s.sm.Secret(id)
 		if !ok || sec.VaultID != entry.Machine.VaultID || !canRead(entry, sec) {
 			continue
@@ -132,7 +142,9 @@ func (s *Server) readableSecrets(entry *fsm.MachineEntry, project fsm.ProjectID)
 		}
 		return out[i].ID < out[j].ID
 	})
-	return out
+	// The record's lists hold no repeats. Compacting keeps a repeat from
+	// being listed twice if one ever got in.
+	return slices.CompactFunc(out, func(a, b *fsm.Secret) bool { return a.ID == b.ID })
 }
 
 // listSecrets serves GET /v1/secrets.
@@ -182,7 +194,7 @@ func (s *Server) attachedProject(mc *machineCall, id string) (*fsm.Project, erro
 	if !ok || project.VaultID != mc.machine.VaultID {
 		return nil, fail(ErrNotFound, "Project %s not found", id)
 	}
-	if _, attached := mc.entry.Projects[project.ID]; !attached {
+	if !mc.entry.HasProject(project.ID) {
 		return nil, fail(ErrForbidden, "Access denied: this machine is not attached to project %s", id)
 	}
 	return project, nil
@@ -291,8 +303,8 @@ func (s *Server) cliSecrets(rc *request, mc *machineCall) error {
 }
 
 func (s *Server) attachedProjects(entry *fsm.MachineEntry) []*fsm.Project {
-	out := make([]*fsm.Project, 0, len(entry.Projects))
-	for id := range entry.Projects {
+	out := make([]*fsm.Project, 0, len(entry.Machine.Projects))
+	for _, id := range entry.Machine.Projects {
 		if p, ok := s.sm.Project(id); ok && p.VaultID == entry.Machine.VaultID {
 			out = append(out, p)
 		}
@@ -303,7 +315,7 @@ func (s *Server) attachedProjects(entry *fsm.MachineEntry) []*fsm.Project {
 		}
 		return out[i].ID < out[j].ID
 	})
-	return out
+	return slices.CompactFunc(out, func(a, b *fsm.Project) bool { return a.ID == b.ID })
 }
 
 // fieldNamesJSON returns the field names of a structured secret as a

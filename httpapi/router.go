@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	mathrand "math/rand/v2"
 	"net/netip"
 	"sort"
 	"strings"
@@ -52,11 +53,14 @@ func planeOfPath(uri []byte) plane {
 const maxParams = 4
 
 // request is the state of one request while its handler runs. It must not
-// be kept after the handler returns, because ctx is reused by fasthttp.
+// be kept after the handler returns, because ctx is reused by fasthttp and
+// the value itself is reused for a later request (requestPool).
 type request struct {
 	ctx *fasthttp.RequestCtx
 	id  string
 	now time.Time
+	// ids generates request ids. It stays with the pooled value.
+	ids *mathrand.ChaCha8
 
 	// path is a copy of the raw request path (before '?'); hasQuery is
 	// whether a query followed it.
@@ -81,6 +85,10 @@ type request struct {
 
 	// confirmation is set by a security-critical write, for its response.
 	confirmation *cluster.Confirmation
+
+	// signedBytes is room for the bytes a machine signed, so that building
+	// them allocates nothing. A longer message grows onto the heap.
+	signedBytes [512]byte
 }
 
 // routeName returns the matched route pattern, for logs.
@@ -166,15 +174,19 @@ func (s *Server) dispatch(rc *request) error {
 		return err
 	}
 
-	segments := strings.Split(rc.path[1:], "/")
-	method := string(rc.ctx.Method())
+	var buf [maxPathSegments]string
+	segments, ok := splitPath(rc.path, buf[:0])
+	if !ok {
+		return fail(ErrNotFound, "Not found")
+	}
+	method := rc.ctx.Method()
 	var allowed []string
 	for _, r := range s.routes {
 		var params [maxParams]string
 		if !r.match(segments, &params) {
 			continue
 		}
-		if r.method != method {
+		if r.method != string(method) {
 			allowed = append(allowed, r.method)
 			continue
 		}
@@ -185,9 +197,33 @@ func (s *Server) dispatch(rc *request) error {
 	if len(allowed) > 0 {
 		sort.Strings(allowed)
 		rc.ctx.Response.Header.Set("Allow", strings.Join(allowed, ", "))
-		return fail(ErrMethodNotAllowed, "Method %s is not allowed here; use %s", clip(method), strings.Join(allowed, " or "))
+		return fail(ErrMethodNotAllowed, "Method %s is not allowed here; use %s", clip(string(method)), strings.Join(allowed, " or "))
 	}
 	return fail(ErrNotFound, "Not found")
+}
+
+// maxPathSegments is the maximum number of segments of a routed path. A
+// test checks that every route has fewer, and a longer path matches no
+// route.
+const maxPathSegments = 16
+
+// splitPath splits path, which starts with '/', into its segments as
+// strings.Split(path[1:], "/") would, appending substrings of path to dst
+// so that nothing is allocated. It returns false when path has more than
+// maxPathSegments segments.
+func splitPath(path string, dst []string) ([]string, bool) {
+	rest := path[1:]
+	for {
+		if len(dst) == maxPathSegments {
+			return dst, false
+		}
+		segment, after, found := strings.Cut(rest, "/")
+		dst = append(dst, segment)
+		if !found {
+			return dst, true
+		}
+		rest = after
+	}
 }
 
 // clip shortens client-supplied text for a message.
