@@ -1,19 +1,28 @@
 package fsm
 
-import "slices"
+import (
+	"slices"
 
-// initRecord is the value stored at keyInit.
+	"github.com/keyward/keyward/fsm/seal"
+)
+
+// initRecord is the value stored at keyInit. RootKeyCheck is empty on
+// clusters initialised before init carried one (see VerifyRootKey).
 type initRecord struct {
 	InitializedAt int64  `json:"initializedAt"`
 	TokenID       string `json:"tokenId"`
+	RootKeyCheck  []byte `json:"rootKeyCheck,omitempty"`
 }
 
 // RootTokenName is the name of the owner token created by init.
 const RootTokenName = "root"
 
-// applyInit marks the cluster initialised and stores the first owner token.
-// It succeeds once; every later init is rejected, so two operators racing
-// to initialise cannot both receive an owner token.
+// applyInit marks the cluster initialised and stores the first owner token
+// and the root key check value. It succeeds once; every later init is
+// rejected, so two operators racing to initialise cannot both receive an
+// owner token. Apply checks only the size of the check value, because
+// opening it needs a node's own root key, and a result that differed per
+// node would make the replicas diverge.
 func applyInit(t *tx, c *Command) (any, error) {
 	var p InitPayload
 	if err := decodePayload(c, &p); err != nil {
@@ -31,6 +40,9 @@ func applyInit(t *tx, c *Command) (any, error) {
 	if _, exists := t.adminToken(p.TokenHash); exists {
 		return nil, rejectf(ErrAlreadyExists, "an admin token with this hash exists")
 	}
+	if n := len(p.RootKeyCheck); n != 0 && n != seal.RootKeyCheckSize {
+		return nil, rejectf(ErrInvalid, "root key check value is %d bytes, want %d", n, seal.RootKeyCheckSize)
+	}
 
 	tok := &AdminToken{
 		ID:        p.TokenID,
@@ -40,7 +52,7 @@ func applyInit(t *tx, c *Command) (any, error) {
 		Vaults:    []string{"*"},
 		CreatedAt: c.Time,
 	}
-	t.stage(kindInit, keyInit, "", initRecord{InitializedAt: c.Time, TokenID: p.TokenID}, nil)
+	t.stage(kindInit, keyInit, "", initRecord{InitializedAt: c.Time, TokenID: p.TokenID, RootKeyCheck: p.RootKeyCheck}, nil)
 	t.stage(kindAdminToken, adminTokenKey(tok.Hash), tok.Hash, tok, tok)
 	return tok, nil
 }

@@ -85,6 +85,9 @@ func (s *Server) createSecret(rc *request, ac *adminCall) error {
 		return err
 	}
 
+	if err := s.checkRootKeyBeforeSeal(); err != nil {
+		return err
+	}
 	id := newSecretID()
 	sealed, err := s.keyring.Seal(project.WrappedKey, string(id), value)
 	if err != nil {
@@ -132,6 +135,9 @@ func (s *Server) updateSecret(rc *request, ac *adminCall) error {
 		return fail(ErrNotFound, "Project %s of secret %s not found", secret.ProjectID, secret.ID)
 	}
 
+	if err := s.checkRootKeyBeforeSeal(); err != nil {
+		return err
+	}
 	sealed, err := s.keyring.Seal(project.WrappedKey, string(secret.ID), value)
 	if err != nil {
 		return fmt.Errorf("seal secret %s: %w", secret.ID, err)
@@ -176,7 +182,8 @@ func (s *Server) rollbackSecret(rc *request, ac *adminCall) error {
 	}
 	idx := slices.IndexFunc(versions, func(v fsm.SecretVersion) bool { return v.Version == in.Version })
 	if idx < 0 {
-		return fail(ErrNotFound, "Version %d of secret %s not found", in.Version, secret.ID)
+		return fail(ErrNotFound, "Version %d of secret %s is no longer kept; only the last %d versions are, see GET …/versions",
+			in.Version, secret.ID, fsm.MaxSecretVersions)
 	}
 	old := versions[idx]
 

@@ -115,6 +115,9 @@ func (s *Server) createProject(rc *request, ac *adminCall) error {
 	if err := checkName("name", in.Name, maxProjectNameLength); err != nil {
 		return err
 	}
+	if err := s.checkRootKeyBeforeSeal(); err != nil {
+		return err
+	}
 	wrapped, err := s.keyring.NewProjectKey()
 	if err != nil {
 		return fmt.Errorf("create project key: %w", err)

@@ -72,8 +72,12 @@ type statusEntry struct {
 var statusTable = []statusEntry{
 	{cluster.ErrNoLeader, fasthttp.StatusServiceUnavailable, "no_leader"},
 	{cluster.ErrIndeterminate, fasthttp.StatusServiceUnavailable, "commit_indeterminate"},
+	// The leader could not store the entry and hands leadership away, so a
+	// retry usually reaches a leader with space within a second or two.
+	{cluster.ErrDiskFull, fasthttp.StatusInsufficientStorage, "insufficient_storage"},
 	{context.DeadlineExceeded, fasthttp.StatusServiceUnavailable, "timeout"},
 	{ErrUnavailable, fasthttp.StatusServiceUnavailable, "unavailable"},
+	{errRootKeyMismatch, fasthttp.StatusInternalServerError, "root_key_mismatch"},
 
 	{fsm.ErrNotFound, fasthttp.StatusNotFound, "not_found"},
 	{fsm.ErrAlreadyExists, fasthttp.StatusConflict, "already_exists"},
@@ -119,13 +123,19 @@ func statusFor(err error) (int, string) {
 
 // clientMessage returns the text shown to the client for err. A
 // requestError shows its own message; other errors show their text without
-// the package prefix. A 500 never shows the cause, which is logged instead.
+// the package prefix. A 500 never shows the cause, which is logged instead,
+// except for a root key mismatch: its message names the misconfigured
+// node and the fix, and no key material.
 func clientMessage(err error, status int) string {
+	var re *requestError
+	isRequestError := errors.As(err, &re)
 	if status == fasthttp.StatusInternalServerError {
+		if isRequestError && errors.Is(err, errRootKeyMismatch) {
+			return re.msg
+		}
 		return "Internal server error"
 	}
-	var re *requestError
-	if errors.As(err, &re) {
+	if isRequestError {
 		return re.msg
 	}
 	msg := err.Error()
@@ -133,6 +143,13 @@ func clientMessage(err error, status int) string {
 		msg = strings.TrimPrefix(msg, prefix)
 	}
 	return msg
+}
+
+// diskFullMessage tells the client which node's disk refused the write, and
+// that the write was not applied.
+func diskFullMessage(err error) string {
+	return "The write was not applied: " + strings.TrimPrefix(err.Error(), "cluster: ") +
+		". Retry in a moment: in a cluster, leadership moves to a node with space"
 }
 
 // errorBody is the JSON of every error response. The machine plane sends
@@ -147,6 +164,7 @@ type errorBody struct {
 
 // writeError writes err as the response of rc.
 func (s *Server) writeError(rc *request, err error) {
+	err = s.explainSealFailure(err)
 	status, code := statusFor(err)
 	if status == fasthttp.StatusInternalServerError {
 		s.logger.Error("request failed", "request_id", rc.id, "route", rc.routeName(), "err", err)
@@ -169,10 +187,10 @@ func (s *Server) writeError(rc *request, err error) {
 	writeJSON(rc.ctx, status, body)
 }
 
-// setRetryAfter sets Retry-After on a 503 or a lockout.
+// setRetryAfter sets Retry-After on a 503, a 507 or a lockout.
 func (s *Server) setRetryAfter(ctx *fasthttp.RequestCtx, status int, err error) {
 	switch {
-	case status == fasthttp.StatusServiceUnavailable:
+	case status == fasthttp.StatusServiceUnavailable, status == fasthttp.StatusInsufficientStorage:
 		ctx.Response.Header.Set("Retry-After", "1")
 	case errors.Is(err, ErrLocked):
 		seconds := int(s.cfg.Lockout.Duration.Seconds() + 0.999)

@@ -17,7 +17,11 @@ import (
 // cluster that already has an owner token.
 func (s *Server) Init(ctx context.Context) (string, error) {
 	token := newAdminToken()
-	payload, err := json.Marshal(fsm.InitPayload{TokenID: newHandle("at_"), TokenHash: hashToken(token)})
+	initPayload, err := s.newInitPayload(token)
+	if err != nil {
+		return "", err
+	}
+	payload, err := json.Marshal(initPayload)
 	if err != nil {
 		return "", err
 	}

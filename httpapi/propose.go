@@ -36,8 +36,12 @@ type proposal struct {
 // to the leader. The payload is marshalled here into a new byte slice from
 // values that are already copies, so the command holds no fasthttp buffer.
 // The command's Time is the request's clock reading, the same instant that
-// any expiry in the payload was computed from.
+// any expiry in the payload was computed from. A node whose root key
+// differs from the cluster's proposes nothing and returns 503.
 func (s *Server) propose(rc *request, p proposal) (*fsm.Response, error) {
+	if err := s.checkRootKey(); err != nil {
+		return nil, err
+	}
 	payload, err := json.Marshal(p.payload)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s payload: %w", p.typ, err)
@@ -100,6 +104,8 @@ func applyError(err error, timeout time.Duration) error {
 		return &requestError{kind: err, msg: "The write may or may not have been applied because leadership changed; retry with the same Idempotency-Key"}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &requestError{kind: err, msg: "The write did not complete within " + timeout.String() + "; retry with the same Idempotency-Key"}
+	case errors.Is(err, cluster.ErrDiskFull):
+		return &requestError{kind: err, msg: diskFullMessage(err)}
 	}
 	return fmt.Errorf("apply command: %w", err)
 }

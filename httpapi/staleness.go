@@ -6,11 +6,15 @@ import "time"
 // than the majority's. That is a node that has not heard from a leader
 // within MaxStaleness, or one that is not ready: catching up after a start,
 // or fenced after it failed to confirm a security-critical write in time,
-// or one whose clock disagrees with the majority of its peers.
+// or one whose clock disagrees with the majority of its peers, or one
+// whose root key differs from the cluster's.
 // It runs before any decision is made, so a node cut off from the cluster
 // never serves a machine that the majority revoked. The 503 tells clients
 // to retry, on this node or another one.
 func (s *Server) checkFresh() error {
+	if err := s.checkRootKey(); err != nil {
+		return err
+	}
 	if staleness := s.node.Staleness(); staleness > s.cfg.MaxStaleness {
 		return fail(ErrUnavailable, "This node has not heard from the cluster leader for %v; retry on another node",
 			staleness.Round(time.Millisecond))

@@ -23,9 +23,26 @@ type healthResponse struct {
 	// failed to confirm a security-critical write in time.
 	Ready bool `json:"ready"`
 	// Healthy is false when the node is shut down, not ready, staler
-	// than the configured bound or its clock is skewed. The status is then 503, so that load
-	// balancers route machines elsewhere.
+	// than the configured bound, its clock is skewed, its data disk
+	// stalls or is nearly full, or its root key differs from the
+	// cluster's. The status is then 503, so that load balancers route
+	// machines elsewhere.
 	Healthy bool `json:"healthy"`
+	// RootKeyMismatch is true once this node found that its root key cannot
+	// open the cluster's root key check value. Such a node refuses every
+	// machine request and write; start it with the cluster's root key file.
+	RootKeyMismatch bool `json:"rootKeyMismatch"`
+	// DiskStalled is true while a write to raft.db (each ends with fsync)
+	// takes longer than the disk stall threshold, and for 30 s after one
+	// did. FsyncLatencyMs is the last such write's duration, or the age of
+	// one still running; FsyncLatencyMaxMs is the longest within 30 s.
+	DiskStalled       bool  `json:"diskStalled"`
+	FsyncLatencyMs    int64 `json:"fsyncLatencyMs"`
+	FsyncLatencyMaxMs int64 `json:"fsyncLatencyMaxMs"`
+	// DiskFreeBytes is the free space of the data volume. DiskLow is true
+	// below the disk reserve, while the node refuses new log entries.
+	DiskFreeBytes uint64 `json:"diskFreeBytes"`
+	DiskLow       bool   `json:"diskLow"`
 	// ClockOffsetMs is the median offset of the peers' clocks from this
 	// node's; ClockSkewed is true when the node's clock disagrees with the
 	// majority of its peers by more than the allowed skew.
@@ -62,6 +79,11 @@ func (s *Server) health(rc *request) error {
 		Initialized:      s.sm.Initialized(),
 		Dev:              s.cfg.Dev,
 	}
+	disk := s.node.DiskHealth()
+	out.DiskStalled, out.DiskLow, out.DiskFreeBytes = disk.Stalled, disk.Low, disk.FreeBytes
+	out.FsyncLatencyMs, out.FsyncLatencyMaxMs = disk.WriteLatency.Milliseconds(), disk.SlowestRecent.Milliseconds()
+	out.RootKeyMismatch = s.rootKeyMismatchNow()
+	out.Healthy = out.Healthy && !disk.Stalled && !disk.Low && !out.RootKeyMismatch
 	status := fasthttp.StatusOK
 	if !out.Healthy {
 		status = fasthttp.StatusServiceUnavailable
@@ -128,7 +150,10 @@ func (s *Server) initCluster(rc *request) error {
 	}
 
 	token := newAdminToken()
-	payload := fsm.InitPayload{TokenID: newHandle("at_"), TokenHash: hashToken(token)}
+	payload, err := s.newInitPayload(token)
+	if err != nil {
+		return err
+	}
 	client, proxy := s.clientAddress(rc)
 	actor := fsm.Actor{Kind: actorExternal, SourceIP: addrText(client)}
 	if _, err := s.propose(rc, proposal{typ: fsm.CmdInit, actor: actor, payload: payload, fresh: true}); err != nil {

@@ -102,6 +102,9 @@ func (s *Server) createWebhook(rc *request, ac *adminCall) error {
 // newWebhookSecret makes a signing secret and seals it under a new data key
 // with the webhook id as associated data.
 func (s *Server) newWebhookSecret(id string) (secret string, wrapped []byte, sealed fsm.Sealed, err error) {
+	if err := s.checkRootKeyBeforeSeal(); err != nil {
+		return "", nil, fsm.Sealed{}, err
+	}
 	var raw [32]byte
 	_, _ = rand.Read(raw[:])
 	secret = webhookSecretPrefix + base64.RawURLEncoding.EncodeToString(raw[:])

@@ -15,6 +15,9 @@ const (
 	exitOK    = 0
 	exitError = 1
 	exitUsage = 2
+	// exitConfig (EX_CONFIG of sysexits.h) means a configuration error
+	// that a restart with the same flags cannot fix.
+	exitConfig = 78
 )
 
 // run executes one command line and returns the exit code. Errors are
@@ -26,13 +29,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK
 	}
-	printError(stderr, err, g)
+	printError(stderr, err, g, cmd)
 	if isUsageError(err) {
 		return exitUsage
+	}
+	if isConfigError(err) {
+		return exitConfig
 	}
 	return exitError
 }
