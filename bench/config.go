@@ -59,6 +59,10 @@ type Config struct {
 	// second instead of closed-loop. The flood scenario uses it as the
 	// rate of the normal reads (default 1,000/s there).
 	Rate float64
+	// FloodRate, when positive, sends the flood scenario's blocked
+	// requests open-loop at this many per second instead of closed-loop
+	// with Connections connections.
+	FloodRate float64
 	// Presign signs the requests of a run before it starts, so that the
 	// bench's own signing does not compete with the server for CPU when
 	// both share a host. Default true.
@@ -76,6 +80,10 @@ type Config struct {
 	// ScaleMachines are the state sizes the scale scenario builds.
 	// Default 1,000 and 100,000.
 	ScaleMachines []int
+	// ScaleSetup is the scale scenario's way of registering machines:
+	// ScaleSetupStandard (default, five log entries per machine) or
+	// ScaleSetupEnrollment (one per machine).
+	ScaleSetup string
 	// Cores is the core count the verify floor assumes the server has.
 	// Default runtime.NumCPU() of this host.
 	Cores int
@@ -113,6 +121,7 @@ func DefaultConfig() Config {
 		Writers:        []int{1, 64, 256},
 		Sweep:          []float64{0.5},
 		ScaleMachines:  []int{1_000, 100_000},
+		ScaleSetup:     ScaleSetupStandard,
 		Cores:          runtime.NumCPU(),
 		FloorTime:      1500 * time.Millisecond,
 		RequestTimeout: 10 * time.Second,
@@ -183,6 +192,8 @@ func (c Config) validateLoad() error {
 		return invalidf("--connections %d is outside 1 to 10000", c.Connections)
 	case c.Rate < 0:
 		return invalidf("--rate %g is negative; use 0 for closed-loop load", c.Rate)
+	case c.FloodRate < 0:
+		return invalidf("--flood-rate %g is negative; use 0 for a closed-loop flood", c.FloodRate)
 	case c.SweepDuration < 0:
 		return invalidf("--sweep-duration %s is negative", c.SweepDuration)
 	case c.Cores < 1:
@@ -216,6 +227,9 @@ func (c Config) validateLists() error {
 		if n < 1 || n > 10_000_000 {
 			return invalidf("--scale-machines value %d is outside 1 to 10000000", n)
 		}
+	}
+	if c.ScaleSetup != ScaleSetupStandard && c.ScaleSetup != ScaleSetupEnrollment {
+		return invalidf("--scale-setup %q is not %q or %q", c.ScaleSetup, ScaleSetupStandard, ScaleSetupEnrollment)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -112,7 +113,7 @@ func (p *progress) line(elapsed time.Duration) string {
 		position = fmt.Sprintf("%d/%d", done, p.items)
 	} else {
 		fraction = float64(elapsed) / float64(p.total)
-		position = fmt.Sprintf("%.1fs/%s", elapsed.Seconds(), p.total)
+		position = fmt.Sprintf("%.1fs/%ss", elapsed.Seconds(), formatSeconds(p.total))
 	}
 	rate := 0.0
 	if s := elapsed.Seconds(); s > 0 {
@@ -120,6 +121,12 @@ func (p *progress) line(elapsed time.Duration) string {
 	}
 	return fmt.Sprintf("%-22s %s %s  %d done  %.0f/s  %d failed",
 		p.label, progressBar(fraction), position, done, rate, failed)
+}
+
+// formatSeconds writes d in seconds, rounded to a tenth and without
+// trailing zeros: 10s is "10" and 1.666666666s is "1.7".
+func formatSeconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Round(100*time.Millisecond).Seconds(), 'f', -1, 64)
 }
 
 // progressBar draws fraction (clamped to 0..1) as a fixed-width bar.

@@ -78,6 +78,8 @@ type ReadsResult struct {
 	RatioAcrossNodes float64 `json:"ratioAcrossNodes,omitempty"`
 	// Sweep is open-loop latency at fractions of the one-node rate.
 	Sweep []SweepPoint `json:"sweep,omitempty"`
+	// CPU is the CPU time behind the one-node run, for a local node.
+	CPU *ReadsCPU `json:"cpu,omitempty"`
 }
 
 // NodeScaling is the read rate against a number of nodes.
@@ -118,6 +120,12 @@ type WriteLevel struct {
 	Writers         int     `json:"writers"`
 	WritesPerSecond float64 `json:"writesPerSecond"`
 	Latency         Latency `json:"latencyMs"`
+	// ServerCPUMicrosPerWrite is the CPU time that the local nodes used
+	// during the run divided by the successful writes, and ServerCores
+	// that CPU time divided by the run's length: how many cores the nodes
+	// got. Both are omitted with --target.
+	ServerCPUMicrosPerWrite float64 `json:"serverCpuMicrosPerWrite,omitempty"`
+	ServerCores             float64 `json:"serverCores,omitempty"`
 }
 
 // MixedResult is the mixed scenario's result: reads while writers run.
@@ -132,11 +140,29 @@ type MixedResult struct {
 // FloodResult compares normal reads with and without a flood of blocked
 // requests from another machine.
 type FloodResult struct {
-	NormalRate        float64          `json:"normalRate"`
-	Baseline          Latency          `json:"baselineLatencyMs"`
-	UnderFlood        Latency          `json:"underFloodLatencyMs"`
-	P99Ratio          float64          `json:"p99Ratio"`
-	BlockedPerSecond  float64          `json:"blockedPerSecond"`
+	NormalRate float64 `json:"normalRate"`
+	// FloodMode is "closed" (FloodConnections connections, each sending
+	// its next request when the last one completes) or "open" (at
+	// FloodTargetRate per second).
+	FloodMode        string  `json:"floodMode"`
+	FloodConnections int     `json:"floodConnections"`
+	FloodTargetRate  float64 `json:"floodTargetRate,omitempty"`
+	Baseline         Latency `json:"baselineLatencyMs"`
+	UnderFlood       Latency `json:"underFloodLatencyMs"`
+	// P50Ratio, P99Ratio and P999Ratio divide each percentile of the
+	// normal reads under the flood by the same percentile alone.
+	P50Ratio  float64 `json:"p50Ratio"`
+	P99Ratio  float64 `json:"p99Ratio"`
+	P999Ratio float64 `json:"p999Ratio"`
+	// BlockedPerSecond counts the flood's 403 responses per second.
+	BlockedPerSecond float64 `json:"blockedPerSecond"`
+	// ThrottledPerSecond counts the blocked requests that the node
+	// rejected before signature verification, from the rise of its
+	// keyward_guardrail_throttled_total during the flood. It is omitted
+	// when the node does not export that metric.
+	ThrottledPerSecond *float64 `json:"throttledPerSecond,omitempty"`
+	// ThrottledShare is ThrottledPerSecond / BlockedPerSecond.
+	ThrottledShare    *float64         `json:"throttledShare,omitempty"`
 	BlockedStatuses   map[string]int64 `json:"blockedOtherStatuses"`
 	NormalErrorsFlood map[string]int64 `json:"normalErrorsUnderFlood"`
 }

@@ -28,7 +28,7 @@ func sampleReport() *Report {
 		Nodes: []NodeScaling{{Nodes: 1, ReadsPerSecond: 20_000, RatioToLinear: 1}, {Nodes: 2, ReadsPerSecond: 36_000, RatioToLinear: 0.9}},
 		Sweep: []SweepPoint{newSweepPoint(0.5, 10_000, rep.Runs[1])},
 	}
-	rep.Writes = &WritesResult{Levels: []WriteLevel{{1, 300, lat(3)}, {64, 6000, lat(10)}}, RatioMaxWritersToOne: 20, LoneWriteP50Ms: 3, RoundTripP50Ms: 0.2, RatioToFsync: 10}
+	rep.Writes = &WritesResult{Levels: []WriteLevel{{Writers: 1, WritesPerSecond: 300, Latency: lat(3)}, {Writers: 64, WritesPerSecond: 6000, Latency: lat(10)}}, RatioMaxWritersToOne: 20, LoneWriteP50Ms: 3, RoundTripP50Ms: 0.2, RatioToFsync: 10}
 	rep.Flood = &FloodResult{NormalRate: 1000, Baseline: lat(1), UnderFlood: lat(2), P99Ratio: 2, BlockedPerSecond: 5000}
 	rep.Scale = &ScaleResult{Sizes: []ScalePoint{
 		{Machines: 1000, BytesPerMachine: 3000, ReopenBytesPerMachine: 2500, SnapshotSeconds: 0.01, RestoreSeconds: 0.02, ReopenSeconds: 0.05},

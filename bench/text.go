@@ -132,7 +132,11 @@ func (rep *Report) writeWrites(w io.Writer) {
 		return
 	}
 	for _, l := range res.Levels {
-		fmt.Fprintf(w, "  %s\t%s writes/s\tp50 %s ms\n", writersName("writes", l.Writers), count(l.WritesPerSecond), ms(l.Latency.P50))
+		fmt.Fprintf(w, "  %s\t%s writes/s\tp50 %s ms", writersName("writes", l.Writers), count(l.WritesPerSecond), ms(l.Latency.P50))
+		if l.ServerCPUMicrosPerWrite > 0 {
+			fmt.Fprintf(w, "\tserver %.0f µs CPU per write on %.2f cores", l.ServerCPUMicrosPerWrite, l.ServerCores)
+		}
+		fmt.Fprintln(w)
 	}
 	if res.RatioMaxWritersToOne > 0 {
 		fmt.Fprintf(w, "  ratioMaxWritersToOne\t%.1f\n", res.RatioMaxWritersToOne)
@@ -156,10 +160,22 @@ func (rep *Report) writeFlood(w io.Writer) {
 	if res == nil {
 		return
 	}
-	fmt.Fprintf(w, "  normal reads alone\tp50 %s\tp99 %s ms\n", ms(res.Baseline.P50), ms(res.Baseline.P99))
-	fmt.Fprintf(w, "  normal reads under flood\tp50 %s\tp99 %s ms\n", ms(res.UnderFlood.P50), ms(res.UnderFlood.P99))
-	fmt.Fprintf(w, "  p99 ratio\t%.2f\n", res.P99Ratio)
+	if res.FloodMode == modeOpen {
+		fmt.Fprintf(w, "  flood\topen loop at %s/s\n", count(res.FloodTargetRate))
+	} else {
+		fmt.Fprintf(w, "  flood\tclosed loop, %d connections\n", res.FloodConnections)
+	}
+	fmt.Fprintf(w, "  normal reads alone\tp50 %s\tp99 %s\tp99.9 %s ms\n", ms(res.Baseline.P50), ms(res.Baseline.P99), ms(res.Baseline.P999))
+	fmt.Fprintf(w, "  normal reads under flood\tp50 %s\tp99 %s\tp99.9 %s ms\n", ms(res.UnderFlood.P50), ms(res.UnderFlood.P99), ms(res.UnderFlood.P999))
+	fmt.Fprintf(w, "  ratio under flood / alone\tp50 %.2f\tp99 %.2f\tp99.9 %.2f\n", res.P50Ratio, res.P99Ratio, res.P999Ratio)
 	fmt.Fprintf(w, "  blocked requests\t%s/s\n", count(res.BlockedPerSecond))
+	if res.ThrottledPerSecond != nil {
+		fmt.Fprintf(w, "  rejected before verification\t%s/s", count(*res.ThrottledPerSecond))
+		if res.ThrottledShare != nil {
+			fmt.Fprintf(w, " (%.0f%% of blocked)", 100**res.ThrottledShare)
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 func (rep *Report) writeRegister(w io.Writer) {
@@ -174,7 +190,7 @@ func (rep *Report) writeScale(w io.Writer) {
 	if res == nil {
 		return
 	}
-	fmt.Fprintf(w, "\nScale (bytes are Go heap in use after GC, per machine)\n")
+	fmt.Fprintf(w, "\nScale, %s setup (bytes are Go heap in use after GC, per machine)\n", res.Setup)
 	fmt.Fprintf(w, "  machines\tentries/s\tbytes/machine\tafter re-open\tRSS\tsnapshot\tsnapshot s\trestore s\tre-open s\n")
 	for _, p := range res.Sizes {
 		fmt.Fprintf(w, "  %s\t%s\t%.0f\t%.0f\t%s\t%s\t%.2f\t%.2f\t%.2f\n",

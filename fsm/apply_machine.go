@@ -2,7 +2,6 @@ package fsm
 
 import (
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/keyward/keyward/guard"
@@ -36,9 +35,11 @@ func applyRegisterMachine(t *tx, c *Command) (any, error) {
 	}
 	// Revoking a machine must revoke its key, so no two machines share
 	// one. A key stays taken until its machine is purged.
-	if owner, taken := t.rawValue(publicKeyOwnerKey(key.Bytes())); taken {
-		return nil, rejectf(ErrAlreadyExists, "public key is already registered to machine %s; "+
-			"generate a new keypair for each machine", strings.Trim(string(owner), `"`))
+	// The message does not name the owner, because the caller holds only a
+	// registration token and must not learn other machines' ids.
+	if _, taken := t.rawValue(publicKeyOwnerKey(key.Bytes())); taken {
+		return nil, rejectf(ErrAlreadyExists, "public key is already registered to another machine; "+
+			"generate a new keypair for this machine")
 	}
 	if err := checkText("hostname", p.Hostname, 0, MaxHostnameChars); err != nil {
 		return nil, err
@@ -180,7 +181,7 @@ func applyAttachProject(t *tx, c *Command) (any, error) {
 	if proj, ok := t.project(p.ProjectID); !ok || proj.VaultID != p.VaultID {
 		return nil, rejectf(ErrNotFound, "project %s not found in vault %s", p.ProjectID, p.VaultID)
 	}
-	if _, attached := e.Projects[p.ProjectID]; attached {
+	if e.HasProject(p.ProjectID) {
 		return &e.Machine, nil
 	}
 	if len(e.Machine.Projects) >= MaxMachineProjects {
@@ -206,7 +207,7 @@ func applyDetachProject(t *tx, c *Command) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, attached := e.Projects[p.ProjectID]; !attached {
+	if !e.HasProject(p.ProjectID) {
 		return &e.Machine, nil
 	}
 

@@ -125,7 +125,7 @@ func TestFSM_RegisterEnrollmentMachine(t *testing.T) {
 		}
 		if e, _ := h.f.Machine(id); e == nil {
 			t.Fatalf("enrolled machine %s is not in the index", id)
-		} else if _, granted := e.Grants[secA]; !granted {
+		} else if !e.HasGrant(secA) {
 			t.Fatalf("index entry of %s has no grant on %s", id, secA)
 		}
 	}
@@ -340,8 +340,8 @@ func TestFSM_AttachDetachProject(t *testing.T) {
 	if len(m.Projects) != 2 || m.Projects[0] != projA2 || m.Projects[1] != projA {
 		t.Fatalf("projects = %v, want sorted [%s %s]", m.Projects, projA2, projA)
 	}
-	if e, _ := h.f.Machine(machine1); len(e.Projects) != 2 {
-		t.Fatalf("entry project set has %d members", len(e.Projects))
+	if e, _ := h.f.Machine(machine1); !e.HasProject(projA) || !e.HasProject(projA2) {
+		t.Fatal("entry does not list both attached projects")
 	}
 
 	h.expectReject(CmdAttachProject, MachineProjectPayload{VaultID: vaultA, MachineID: machine1, ProjectID: projB}, ErrNotFound)
@@ -378,8 +378,8 @@ func TestFSM_SetGrants(t *testing.T) {
 		t.Fatalf("grants = %v, want sorted without repeats", m.Grants)
 	}
 	e, _ := h.f.Machine(machine1)
-	if _, ok := e.Grants[secA2]; !ok {
-		t.Fatal("grant set lacks a granted secret")
+	if !e.HasGrant(secA2) {
+		t.Fatal("entry lacks a granted secret")
 	}
 
 	h.expectReject(CmdSetGrants, SetGrantsPayload{VaultID: vaultA, MachineID: machine1, SecretIDs: []SecretID{secA, secB}}, ErrNotFound)
@@ -390,7 +390,7 @@ func TestFSM_SetGrants(t *testing.T) {
 	if m.Grants == nil || len(m.Grants) != 0 {
 		t.Fatalf("grants after clearing = %#v, want an empty list", m.Grants)
 	}
-	if e, _ := h.f.Machine(machine1); len(e.Grants) != 0 {
+	if e, _ := h.f.Machine(machine1); e.HasGrant(secA) || e.HasGrant(secA2) {
 		t.Fatal("cleared grants still in the index")
 	}
 }

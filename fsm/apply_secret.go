@@ -77,6 +77,9 @@ func applyUpdateSecret(t *tx, c *Command) (any, error) {
 	s.FieldNames = slices.Clone(p.FieldNames)
 	s.UpdatedAt = c.Time
 	stageSecretVersion(t, &s, old.projectKey, p.Sealed, c.Time)
+	if oldest := s.Version - MaxSecretVersions; oldest >= 1 {
+		t.stageDelete(kindSecretVersion, secretVersionKey(s.ID, oldest), string(s.ID))
+	}
 	return &s, nil
 }
 
@@ -103,7 +106,7 @@ func applyDeleteSecret(t *tx, c *Command) (any, error) {
 
 	revoked := []MachineID{}
 	for _, e := range t.machinesInVault(p.VaultID) {
-		if _, granted := e.Grants[p.ID]; !granted {
+		if !e.HasGrant(p.ID) {
 			continue
 		}
 		t.updateMachine(e, func(m *Machine) {

@@ -198,7 +198,7 @@ func TestFSM_DeleteSecret(t *testing.T) {
 	}
 	if e, _ := h.f.Machine(machine1); e == nil {
 		t.Fatal("machine1 missing from the index")
-	} else if _, granted := e.Grants[secA]; granted {
+	} else if e.HasGrant(secA) {
 		t.Fatal("machine1's index entry still grants the deleted secret")
 	}
 	if got := h.machine(machine2).Grants; !slices.Equal(got, []SecretID{secA2}) {
@@ -211,4 +211,26 @@ func TestFSM_DeleteSecret(t *testing.T) {
 	h.expectReject(CmdDeleteSecret, DeleteSecretPayload{VaultID: vaultA, ID: secA}, ErrNotFound)
 	// The name is free again.
 	h.setupSecret(projA, secB, "db", "new")
+}
+
+func TestFSM_SecretVersionsBounded(t *testing.T) {
+	h := newHarness(t)
+	h.setupVault(vaultA)
+	h.setupProject(vaultA, projA, "payments")
+	h.setupSecret(projA, secA, "db", "v1")
+	last := MaxSecretVersions + 5
+	for v := 1; v < last; v++ {
+		h.mustApply(CmdUpdateSecret, UpdateSecretPayload{ID: secA, ExpectedVersion: v, Sealed: h.seal(projA, secA, "value")}, nil)
+	}
+	versions, err := h.f.SecretVersions(secA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(versions) != MaxSecretVersions {
+		t.Fatalf("%d versions kept, want %d", len(versions), MaxSecretVersions)
+	}
+	if versions[0].Version != last-MaxSecretVersions+1 || versions[len(versions)-1].Version != last {
+		t.Fatalf("kept versions %d to %d, want %d to %d",
+			versions[0].Version, versions[len(versions)-1].Version, last-MaxSecretVersions+1, last)
+	}
 }

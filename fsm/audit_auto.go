@@ -68,6 +68,7 @@ var auditors = map[CommandType]auditor{
 	CmdRenameMachine:        auditRename,
 
 	CmdAuditAppend:       nil,
+	CmdRecordLastSeen:    nil,
 	CmdAuditCompact:      nil,
 	CmdEmailDelivered:    nil,
 	CmdExpiryWarning:     nil,

@@ -143,7 +143,7 @@ func TestCodec_EveryCommandHasHandler(t *testing.T) {
 		CmdExtendMachine, CmdRevertExtension, CmdSetGuardrails, CmdExpireMachines, CmdPurgeMachine,
 		CmdAuditAppend, CmdAuditCompact, CmdSetAuditRetention, CmdSetEmailAlerts, CmdSetExpiryWarnings,
 		CmdEmailDelivered, CmdExpiryWarning, CmdCreateWebhook, CmdUpdateWebhook, CmdDeleteWebhook,
-		CmdRecordDeliveries, CmdRenameMachine, CmdRevokeAdminToken, CmdDeleteSecret,
+		CmdRecordDeliveries, CmdRenameMachine, CmdRevokeAdminToken, CmdDeleteSecret, CmdRecordLastSeen,
 	}
 	for _, typ := range all {
 		if _, ok := handlers[typ]; !ok {

@@ -35,6 +35,7 @@ const (
 	CmdRenameMachine        CommandType = "machine.rename"
 	CmdRevokeAdminToken     CommandType = "admin_token.revoke"
 	CmdDeleteSecret         CommandType = "secret.delete"
+	CmdRecordLastSeen       CommandType = "machine.last_seen"
 
 	// Audit and alerting commands; their payloads are in audit_commands.go.
 	CmdAuditAppend       CommandType = "audit.append"
@@ -71,9 +72,14 @@ type Command struct {
 }
 
 // InitPayload creates the first owner token of a new cluster.
+// RootKeyCheck is a value sealed under the proposer's root key
+// (seal.Keyring.NewRootKeyCheck), against which every node tests its own
+// root key. It is optional, so that an init proposed by an older node
+// still applies.
 type InitPayload struct {
-	TokenID   string `json:"tokenId"`
-	TokenHash string `json:"tokenHash"`
+	TokenID      string `json:"tokenId"`
+	TokenHash    string `json:"tokenHash"`
+	RootKeyCheck []byte `json:"rootKeyCheck,omitempty"`
 }
 
 // CreateAdminTokenPayload stores a new admin token.
@@ -153,6 +159,20 @@ type RegisterMachinePayload struct {
 type DeleteSecretPayload struct {
 	VaultID VaultID  `json:"vaultId"`
 	ID      SecretID `json:"id"`
+}
+
+// RecordLastSeenPayload carries the last signed request each node
+// accepted per machine since its previous report.
+type RecordLastSeenPayload struct {
+	Entries []LastSeen `json:"entries"`
+}
+
+// LastSeen is one machine's latest accepted signed request: when, in Unix
+// milliseconds, and from which client address.
+type LastSeen struct {
+	MachineID MachineID `json:"machineId"`
+	At        int64     `json:"at"`
+	IP        string    `json:"ip"`
 }
 
 // RevokeAdminTokenPayload revokes an admin token by its public id.

@@ -31,6 +31,7 @@ var handlers = map[CommandType]handler{
 	CmdExpireMachines:       applyExpireMachines,
 	CmdPurgeMachine:         applyPurgeMachine,
 	CmdRenameMachine:        applyRenameMachine,
+	CmdRecordLastSeen:       applyRecordLastSeen,
 
 	CmdAuditAppend:       applyAuditAppend,
 	CmdAuditCompact:      applyAuditCompact,

@@ -33,8 +33,13 @@ const (
 	MaxMachineProjects  = 1_000
 	MaxExtensions       = 1_000
 	MaxExpireBatch      = 10_000
-	MaxEnrollmentUses   = 10_000
-	MaxTokenVaults      = 1_000
+	MaxLastSeenBatch    = 5_000
+	// MaxSecretVersions is how many versions of a secret are kept; an
+	// update past it deletes the oldest, so a secret rotated every minute
+	// does not grow its history and the snapshots without bound.
+	MaxSecretVersions = 100
+	MaxEnrollmentUses = 10_000
+	MaxTokenVaults    = 1_000
 )
 
 // checkText validates a user-visible string: valid UTF-8, no control

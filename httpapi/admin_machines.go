@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/keyward/keyward/fsm"
 )
@@ -43,8 +44,11 @@ func (s *Server) getMachine(rc *request, ac *adminCall) error {
 	return writeOK(rc, newMachineView(&entry.Machine))
 }
 
-// vaultMachine returns a machine of the call's vault, 404 otherwise.
+// vaultMachine returns a machine of the call's vault, 404 otherwise. The
+// id is compared in lower case, as on the machine plane, so an upper-case
+// UUID names the same machine.
 func (s *Server) vaultMachine(ac *adminCall, id string) (*fsm.MachineEntry, error) {
+	id = strings.ToLower(id)
 	if !isMachineID(id) {
 		return nil, fail(ErrNotFound, "Machine %s not found", clip(id))
 	}

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"log/slog"
 	"sort"
 	"strconv"
@@ -65,6 +64,7 @@ const (
 	actorUser     = "user"
 	actorMachine  = "machine"
 	actorExternal = "external"
+	actorSystem   = "system"
 )
 
 // AuditEvent is one auditable action, as seen by the node that handled the
@@ -97,6 +97,9 @@ type AuditEvent struct {
 	// Timestamp is the node's clock in Unix milliseconds.
 	Timestamp int64  `json:"timestamp"`
 	Node      string `json:"node"`
+	// Unverified marks a request rejected before its signature was
+	// verified (a guardrail block of a throttled machine and address).
+	Unverified bool `json:"unverified,omitempty"`
 }
 
 // Auditor receives audit events. Record is called on the request path, from
@@ -182,22 +185,12 @@ func (a recorderAuditor) Record(ev AuditEvent) {
 	if ev.ActorKind == actorUser || appliedActions[ev.Action] {
 		return
 	}
-	fields := make(map[string]any, len(ev.Fields)+5)
-	for k, v := range ev.Fields {
-		fields[k] = v
-	}
-	fields["requestId"], fields["method"], fields["path"] = ev.RequestID, ev.Method, ev.Path
-	if ev.BodySHA256 != "" {
-		fields["bodySha256"] = ev.BodySHA256
-	}
-	if ev.ProxyIP != "" {
-		fields["proxyIp"] = ev.ProxyIP
-	}
-	raw, _ := json.Marshal(fields)
+	raw := auditFieldsJSON(&ev)
 	a.rec.Record(audit.Event{
 		Action: ev.Action, Severity: ev.Severity, ActorKind: ev.ActorKind, ActorID: ev.ActorID,
 		VaultID: ev.VaultID, MachineID: ev.MachineID, SecretID: ev.SecretID, SourceIP: ev.SourceIP,
 		Detail: ev.Detail, Fields: raw, Axes: axesKey(ev.Fields), Time: time.UnixMilli(ev.Timestamp),
+		Unverified: ev.Unverified,
 	})
 }
 

@@ -90,6 +90,10 @@ type Config struct {
 	// Default 10 s.
 	ApplyTimeout time.Duration
 
+	// LastSeenInterval is how often the node writes the machines'
+	// lastSeenAt and lastSeenIp through Raft. Default 1 minute.
+	LastSeenInterval time.Duration
+
 	// TrustedProxies are the peers whose X-Forwarded-For is read. Empty
 	// means the TCP peer is always the client.
 	TrustedProxies []netip.Prefix
@@ -110,6 +114,25 @@ type Config struct {
 	// (cluster.Config.ReplayCache), which peers feed, or creates one for
 	// TimestampWindow when the node has none.
 	ReplayCache *guard.ReplayCache
+
+	// KeyCache keeps the expanded public keys that signature verification
+	// uses. Nil creates one of guard.DefaultKeyCacheBytes.
+	KeyCache *guard.KeyCache
+
+	// Verifier verifies the signatures of concurrent requests in batches.
+	// Nil creates one of guard.DefaultMaxBatch signatures and one slot per
+	// core. Batches need expanded keys, so with a KeyCache of no capacity
+	// each signature is verified on its own.
+	Verifier *guard.BatchVerifier
+
+	// BlockThrottle sets when repeated guardrail blocks of one machine from
+	// one source address are rejected before signature verification. A
+	// zero field takes its value from guard.DefaultBlockThrottleConfig().
+	BlockThrottle guard.BlockThrottleConfig
+
+	// DisableBlockThrottle verifies the signature of every request, so
+	// that each guardrail block costs an Ed25519 verification.
+	DisableBlockThrottle bool
 
 	// Auditor receives audit events. Nil logs them at debug level.
 	Auditor Auditor
@@ -136,10 +159,12 @@ func DefaultConfig() Config {
 		WriteTimeout:     10 * time.Second,
 		IdleTimeout:      60 * time.Second,
 		ApplyTimeout:     10 * time.Second,
+		LastSeenInterval: defaultLastSeenInterval,
 		MaxSnapshotBytes: 1 << 30,
 		SnapshotTimeout:  10 * time.Minute,
 		Now:              time.Now,
 		Lockout:          guard.DefaultLockoutConfig(),
+		BlockThrottle:    guard.DefaultBlockThrottleConfig(),
 	}
 }
 
@@ -155,6 +180,7 @@ func (c Config) withDefaults() Config {
 	setDuration(&c.WriteTimeout, d.WriteTimeout)
 	setDuration(&c.IdleTimeout, d.IdleTimeout)
 	setDuration(&c.ApplyTimeout, d.ApplyTimeout)
+	setDuration(&c.LastSeenInterval, d.LastSeenInterval)
 	setDuration(&c.SnapshotTimeout, d.SnapshotTimeout)
 	if c.MaxSnapshotBytes == 0 {
 		c.MaxSnapshotBytes = d.MaxSnapshotBytes
@@ -171,6 +197,7 @@ func (c Config) withDefaults() Config {
 	if c.Lockout == (guard.LockoutConfig{}) {
 		c.Lockout = d.Lockout
 	}
+	c.BlockThrottle = c.BlockThrottle.WithDefaults()
 	return c
 }
 
@@ -189,7 +216,7 @@ func (c Config) Validate() error {
 	if err := validateAPIURL(c.APIURL); err != nil {
 		errs = append(errs, err)
 	}
-	if c.TimestampWindow <= 0 || c.TimestampWindow > time.Hour {
+	if c.TimestampWindow < time.Second || c.TimestampWindow > time.Hour {
 		errs = append(errs, fmt.Errorf("httpapi: TimestampWindow %v is out of range; use 1s to 1h", c.TimestampWindow))
 	}
 	if c.MaxStaleness <= 0 {
@@ -209,7 +236,7 @@ func (c Config) Validate() error {
 	}{
 		{"ReadTimeout", c.ReadTimeout}, {"WriteTimeout", c.WriteTimeout},
 		{"IdleTimeout", c.IdleTimeout}, {"ApplyTimeout", c.ApplyTimeout},
-		{"SnapshotTimeout", c.SnapshotTimeout},
+		{"SnapshotTimeout", c.SnapshotTimeout}, {"LastSeenInterval", c.LastSeenInterval},
 	}
 	for _, d := range timeouts {
 		if d.value <= 0 {
@@ -221,6 +248,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Lockout.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("httpapi: Lockout: %w", err))
+	}
+	if err := c.BlockThrottle.Validate(); err != nil && !c.DisableBlockThrottle {
+		errs = append(errs, fmt.Errorf("httpapi: BlockThrottle: %w", err))
 	}
 	return errors.Join(errs...)
 }

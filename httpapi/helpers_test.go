@@ -239,9 +239,11 @@ func (e *testEnv) startCluster() error {
 	if err := e.node.Start(ctx); err != nil {
 		return err
 	}
-	for !e.node.IsLeader() {
+	// Ready also covers the nonce pull and the catch-up after a start;
+	// machine requests before it get 503.
+	for !e.node.IsLeader() || !e.node.Ready() {
 		if ctx.Err() != nil {
-			return fmt.Errorf("no leader after 20s")
+			return fmt.Errorf("not the ready leader after 20s (leader %v, ready %v)", e.node.IsLeader(), e.node.Ready())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

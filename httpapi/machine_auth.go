@@ -79,7 +79,19 @@ func (s *Server) authenticateMachine(rc *request) (*machineCall, error) {
 
 	// 4. Lockout of the source address after repeated failures.
 	if s.lockout.Locked(client, rc.now) {
+		// Audited but not counted as a further failure, so a locked-out
+		// source does not extend its own lockout by retrying.
+		ev := s.machineEvent(rc, ActionAuthFailure, severityMedium, m)
+		ev.Detail = "locked_out"
+		ev.Fields = map[string]any{"reason": "locked_out"}
+		s.audit(ev)
 		return nil, fail(ErrLocked, "Too many failed authentication attempts from this address; retry later")
+	}
+
+	// A machine and address that the guardrail blocks repeatedly are
+	// rejected here, before the signature check (machine_guardrails.go).
+	if err := s.checkBlockThrottle(rc, entry, client); err != nil {
+		return nil, err
 	}
 
 	if err := s.verifyRequest(rc, h, entry, body, sum[:]); err != nil {
@@ -96,8 +108,7 @@ func (s *Server) authenticateMachine(rc *request) (*machineCall, error) {
 		return nil, err
 	}
 
-	// NOTE: lastSeenAt and lastSeenIp are not updated yet, because the
-	// state machine has no command that records them.
+	s.lastSeen.record(string(m.ID), rc.now.UnixMilli(), client)
 	return &machineCall{entry: entry, machine: m, client: client, body: body}, nil
 }
 
@@ -138,7 +149,7 @@ func peekAll(hdr *fasthttp.RequestHeader, name string) [][]byte {
 // the nonce. The nonce is recorded only after the signature verified, so
 // unauthenticated requests cannot fill the replay cache or burn a
 // machine's nonces.
-func (s *Server) verifyRequest(rc *request, h guard.SignedHeaders, entry *fsm.MachineEntry, body, sum []byte) error {
+func (s *Server) verifyRequest(rc *request, h guard.SignedHeaders, entry *fsm.MachineEntry, _, sum []byte) error {
 	m := &entry.Machine
 
 	// 5. Timestamp window.
@@ -154,10 +165,12 @@ func (s *Server) verifyRequest(rc *request, h guard.SignedHeaders, entry *fsm.Ma
 			return fail(ErrUnauthorized, "%s does not match the SHA-256 of the body received", headerContentSHA256)
 		}
 	}
-	var buf [512]byte
-	msg := guard.AppendCanonical(buf[:0], rc.ctx.Method(), []byte(rc.path),
-		[]byte(h.TimestampRaw), []byte(h.Nonce), body)
-	if !entry.Key.Verify(msg, h.Signature[:]) {
+	// The body's SHA-256 (sum) was taken once, for the audit record and the
+	// header check, and the signed bytes reuse it. The key cache holds the
+	// expanded key of each machine that signs requests, and the verifier
+	// checks this signature with those of concurrent requests.
+	msg := guard.AppendCanonicalDigest(rc.signedBytes[:0], rc.ctx.Method(), rc.path, h.TimestampRaw, h.Nonce, sum)
+	if !s.keyCache.VerifyBatched(s.verifier, entry.Key, msg, h.Signature[:]) {
 		s.authFailure(rc, h.MachineID, m, "invalid_signature")
 		return fail(ErrUnauthorized, "Invalid signature")
 	}
@@ -195,6 +208,14 @@ func (s *Server) authFailure(rc *request, machineID string, m *fsm.Machine, reas
 	ev.MachineID, ev.ActorID = machineID, machineID
 	ev.Detail = reason
 	ev.Fields = map[string]any{"reason": reason}
+	if m == nil {
+		// The id of an unknown machine is whatever the caller sent. Kept
+		// out of the coalescing key, so random ids from one address fold
+		// into one entry per minute instead of one entry each; the first
+		// entry keeps the id it claimed.
+		ev.MachineID, ev.ActorID = "", ""
+		ev.Fields["claimedMachineId"] = machineID
+	}
 	s.audit(ev)
 }
 

@@ -29,6 +29,8 @@ type metrics struct {
 	httpDuration    *prometheus.HistogramVec
 	machineRequests *prometheus.CounterVec
 	guardrailBlocks *prometheus.CounterVec
+	blockThrottled  prometheus.Counter
+	lastSeenDropped prometheus.Counter
 	auditEvents     *prometheus.CounterVec
 	panics          prometheus.Counter
 }
@@ -52,6 +54,14 @@ func newMetrics() *metrics {
 			Name: "keyward_guardrail_failures_total",
 			Help: "Failing guardrail axes on signed requests, by axis and whether the axis is in observe mode.",
 		}, []string{"axis", "observe"}),
+		blockThrottled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyward_guardrail_throttled_total",
+			Help: "Guardrail-blocked requests rejected before signature verification, because the guardrail had blocked the same machine and source address repeatedly.",
+		}),
+		lastSeenDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyward_last_seen_dropped_total",
+			Help: "Machine last-seen entries dropped because their Raft write failed; each machine's next request records it again.",
+		}),
 		auditEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyward_audit_events_total",
 			Help: "Audit events emitted by the HTTP API, by action.",
@@ -67,7 +77,7 @@ func newMetrics() *metrics {
 func (m *metrics) register(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{
 		m.httpRequests, m.httpDuration, m.machineRequests,
-		m.guardrailBlocks, m.auditEvents, m.panics,
+		m.guardrailBlocks, m.blockThrottled, m.lastSeenDropped, m.auditEvents, m.panics,
 	} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("httpapi: register metrics: %w", err)

@@ -118,10 +118,11 @@ func parseWatchEntry(raw json.RawMessage, i int) (watchEntry, error) {
 			return w, fail(ErrBadRequest, "watch[%d] is not a valid string", i)
 		}
 	} else {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&w); err != nil {
-			return w, fail(ErrBadRequest, "watch[%d] must be a secret id or {\"id\",\"version\"}: %s", i, describeJSONError(err))
+		if len(raw) == 0 || raw[0] != '{' {
+			return w, fail(ErrBadRequest, "watch[%d] must be a secret id or {\"id\",\"version\"}", i)
+		}
+		if err := decodeObject(raw, &w); err != nil {
+			return w, fail(ErrBadRequest, "watch[%d] must be a secret id or {\"id\",\"version\"}: %s", i, clientMessage(err, 0))
 		}
 	}
 	if w.ID == "" {

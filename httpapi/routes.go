@@ -104,6 +104,7 @@ func (s *Server) buildRoutes() []*route {
 		newRoute(put, machines+"/guardrails", adm, s.admin(permWrite, s.setGuardrails)),
 
 		// Audit and alerts.
+		newRoute(get, "/v1/admin/audit", adm, s.admin(permRead, s.querySystemAudit)),
 		newRoute(get, vault+"/audit", adm, s.admin(permRead, s.queryAudit)),
 		newRoute(get, vault+"/audit/export", adm, s.admin(permRead, s.exportAudit)),
 		newRoute(get, vault+"/audit/stream", adm, s.admin(permRead, s.streamAudit)),

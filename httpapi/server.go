@@ -9,12 +9,10 @@ import (
 	"net"
 	"net/netip"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
@@ -38,11 +36,23 @@ type Server struct {
 	auditor        Auditor
 	metrics        *metrics
 	metricsHandler fasthttp.RequestHandler
+	series         *requestSeries
 	replay         *guard.ReplayCache
+	keyCache       *guard.KeyCache
+	verifier       *guard.BatchVerifier
 	lockout        *guard.Lockout
 	polls          *pollTracker
 	routes         []*route
 	httpServer     *fasthttp.Server
+
+	// blockThrottle is nil when Config.DisableBlockThrottle is set.
+	blockThrottle *guard.BlockThrottle
+
+	lastSeen *lastSeenTracker
+	// stopLastSeen ends the last-seen loop; lastSeenDone closes when the
+	// loop has written its final batch.
+	stopLastSeen context.CancelFunc
+	lastSeenDone chan struct{}
 
 	// untrustedForwardLogged makes the warning about X-Forwarded-For from
 	// an untrusted peer appear once per process, not once per request.
@@ -72,18 +82,19 @@ func New(cfg Config, node *cluster.Node, sm *fsm.FSM, keyring *seal.Keyring, geo
 	}
 
 	s := &Server{
-		cfg:     cfg,
-		node:    node,
-		sm:      sm,
-		keyring: keyring,
-		geo:     geo,
-		logger:  logger.With("component", "httpapi"),
-		nodeID:  cfg.NodeID,
-		auditor: cfg.Auditor,
-		metrics: newMetrics(),
-		replay:  cfg.ReplayCache,
-		lockout: node.Lockout(),
-		polls:   newPollTracker(defaultPollTrackerLimit),
+		cfg:      cfg,
+		node:     node,
+		sm:       sm,
+		keyring:  keyring,
+		geo:      geo,
+		logger:   logger.With("component", "httpapi"),
+		nodeID:   cfg.NodeID,
+		auditor:  cfg.Auditor,
+		metrics:  newMetrics(),
+		lastSeen: newLastSeenTracker(),
+		replay:   cfg.ReplayCache,
+		lockout:  node.Lockout(),
+		polls:    newPollTracker(defaultPollTrackerLimit),
 	}
 	if s.nodeID == "" {
 		s.nodeID = node.NodeID()
@@ -99,6 +110,17 @@ func New(cfg Config, node *cluster.Node, sm *fsm.FSM, keyring *seal.Keyring, geo
 	}
 	if s.lockout == nil {
 		s.lockout = guard.NewLockout(cfg.Lockout)
+	}
+	s.keyCache = cfg.KeyCache
+	if s.keyCache == nil {
+		s.keyCache = guard.NewKeyCache(guard.DefaultKeyCacheBytes)
+	}
+	s.verifier = cfg.Verifier
+	if s.verifier == nil {
+		s.verifier = guard.NewBatchVerifier(guard.DefaultMaxBatch, 0)
+	}
+	if !cfg.DisableBlockThrottle {
+		s.blockThrottle = guard.NewBlockThrottle(cfg.BlockThrottle)
 	}
 	if err := s.setUpMetrics(); err != nil {
 		return nil, err
@@ -117,6 +139,10 @@ func (s *Server) setUpMetrics() error {
 	if err := s.metrics.register(reg); err != nil {
 		return err
 	}
+	if err := registerVerifyMetrics(reg, s.keyCache, s.verifier); err != nil {
+		return err
+	}
+	s.series = newRequestSeries(s.metrics)
 	s.metricsHandler = newMetricsHandler(reg)
 	return nil
 }
@@ -158,6 +184,7 @@ func (s *Server) Start() error {
 	s.mu.Unlock()
 
 	s.logger.Info("http api listening", "addr", ln.Addr().String(), "tls", s.cfg.TLS != nil)
+	s.startLastSeen()
 	go func() {
 		if err := s.httpServer.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
 			s.logger.Error("http api stopped", "err", err)
@@ -172,6 +199,7 @@ func (s *Server) Close(ctx context.Context) error {
 	if err := s.httpServer.ShutdownWithContext(ctx); err != nil {
 		return fmt.Errorf("httpapi: shut down: %w", err)
 	}
+	s.stopLastSeenLoop(ctx)
 	s.logger.Info("http api stopped")
 	return nil
 }
@@ -206,6 +234,7 @@ func (s *Server) TransportErrorHandler() func(*fasthttp.RequestCtx, error) {
 func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	rc := s.newRequest(ctx)
+	defer releaseRequest(rc)
 	defer s.finish(rc, start)
 	defer s.recoverPanic(rc)
 
@@ -217,7 +246,8 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 // newRequest starts the per-request state and the headers that every
 // response carries.
 func (s *Server) newRequest(ctx *fasthttp.RequestCtx) *request {
-	rc := &request{ctx: ctx, id: uuid.NewString(), now: s.cfg.Now()}
+	rc := acquireRequest()
+	rc.ctx, rc.now = ctx, s.cfg.Now()
 	ctx.Response.Header.Set("X-Request-Id", rc.id)
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
@@ -227,15 +257,14 @@ func (s *Server) newRequest(ctx *fasthttp.RequestCtx) *request {
 // finish records the request's metrics.
 func (s *Server) finish(rc *request, start time.Time) {
 	status := rc.ctx.Response.StatusCode()
-	plane := rc.plane.String()
-	s.metrics.httpRequests.WithLabelValues(plane, strconv.Itoa(status)).Inc()
-	s.metrics.httpDuration.WithLabelValues(plane).Observe(time.Since(start).Seconds())
+	s.series.requestCounter(rc.plane, status).Inc()
+	s.series.duration[rc.plane].Observe(time.Since(start).Seconds())
 	if rc.signed {
 		result := rc.result
 		if result == "" {
 			result = machineResult(status)
 		}
-		s.metrics.machineRequests.WithLabelValues(result).Inc()
+		s.series.machineCounter(result).Inc()
 	}
 }
 

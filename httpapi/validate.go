@@ -37,7 +37,10 @@ func checkName(field, name string, max int) error {
 }
 
 // checkText validates optional text of at most max characters: valid
-// UTF-8, no control characters, no leading or trailing white space.
+// UTF-8, no leading or trailing white space, and no control (Cc) or format
+// (Cf) characters. Format characters include the bidirectional controls
+// such as U+202E, which make a name display differently from what it is,
+// and the zero-width characters, which make two names look the same.
 func checkText(field, text string, max int) error {
 	if !utf8.ValidString(text) {
 		return fail(ErrBadRequest, "%s is not valid UTF-8", field)
@@ -48,8 +51,13 @@ func checkText(field, text string, max int) error {
 	if strings.TrimSpace(text) != text {
 		return fail(ErrBadRequest, "%s %q has leading or trailing white space; remove it", field, clip(text))
 	}
-	if strings.ContainsFunc(text, unicode.IsControl) {
-		return fail(ErrBadRequest, "%s contains a control character; remove it", field)
+	for i, r := range text {
+		switch {
+		case unicode.Is(unicode.Cc, r):
+			return fail(ErrBadRequest, "%s contains the control character %U at byte %d; remove it", field, r, i)
+		case unicode.Is(unicode.Cf, r):
+			return fail(ErrBadRequest, "%s contains the invisible format character %U at byte %d; remove it", field, r, i)
+		}
 	}
 	return nil
 }

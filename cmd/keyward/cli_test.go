@@ -974,3 +974,29 @@ func writeCLIIdentity(t *testing.T, home, apiURL string) {
 		t.Fatal(err)
 	}
 }
+
+func TestCLI_IdempotencyKeyOnWrites(t *testing.T) {
+	f := newCLIFakeAPI(t)
+	route := "POST /v1/admin/vaults/" + cliVault + "/machines/" + cliMachine + "/approve"
+	f.respond(route, 503, `{"error":"The write may or may not have been applied","code":"commit_indeterminate"}`)
+
+	r := cliRun(t, adminEnv(f), "", "--idempotency-key", "retry-1", "machine", "approve", "--vault", cliVault, cliMachine)
+	assertCode(t, r, exitError)
+	if got := f.last(t).Header.Get("Idempotency-Key"); got != "retry-1-1" {
+		t.Errorf("Idempotency-Key = %q, want retry-1-1", got)
+	}
+	if !strings.Contains(r.stderr, "--idempotency-key retry-1") {
+		t.Errorf("stderr %q does not tell how to repeat the write safely", r.stderr)
+	}
+
+	// Without the flag each run picks its own random key.
+	r = cliRun(t, adminEnv(f), "", "machine", "approve", "--vault", cliVault, cliMachine)
+	assertCode(t, r, exitError)
+	key := f.last(t).Header.Get("Idempotency-Key")
+	if key == "" || !strings.HasSuffix(key, "-1") || !strings.Contains(r.stderr, "--idempotency-key "+strings.TrimSuffix(key, "-1")) {
+		t.Errorf("key %q and stderr %q, want a random key that the hint repeats", key, r.stderr)
+	}
+
+	r = cliRun(t, adminEnv(f), "", "--idempotency-key", "has space", "machine", "approve", "--vault", cliVault, cliMachine)
+	assertCode(t, r, exitUsage)
+}

@@ -7,8 +7,11 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/spf13/cobra"
 
 	"github.com/keyward/keyward/httpapi/client"
 )
@@ -46,17 +49,38 @@ func withHints(err error, hints ...string) error {
 	return &hintedError{err: err, hints: hints}
 }
 
-// printError writes err and its hints to w.
-func printError(w io.Writer, err error, g *globalOptions) {
-	fmt.Fprintf(w, "keyward: error: %v\n", err)
-	for _, hint := range hintsFor(err, g) {
+// printError writes err and its hints to w. cmd is the command that
+// failed, or nil when none was found.
+func printError(w io.Writer, err error, g *globalOptions, cmd *cobra.Command) {
+	fmt.Fprintf(w, "keyward: error: %s\n", userMessage(err))
+	for _, hint := range hintsFor(err, g, cmd) {
 		fmt.Fprintf(w, "keyward: hint: %s\n", hint)
 	}
 }
 
+// packageNames are the names of Keyward's packages that start the text of
+// their sentinel errors, such as "client: not found". They help in logs but
+// mean nothing to a CLI user.
+var packageNames = []string{"audit", "bench", "client", "cluster", "fsm", "geo", "guard", "httpapi", "seal"}
+
+// userMessage returns the text of err without the package names that
+// start it or one of its ": "-separated parts. The error chain keeps them,
+// so errors.Is still matches.
+func userMessage(err error) string {
+	parts := strings.Split(err.Error(), ": ")
+	kept := parts[:0]
+	for i, part := range parts {
+		if i < len(parts)-1 && slices.Contains(packageNames, part) {
+			continue
+		}
+		kept = append(kept, part)
+	}
+	return strings.Join(kept, ": ")
+}
+
 // hintsFor returns the hints of err: those attached with withHints, else
-// generic ones derived from the kind of failure.
-func hintsFor(err error, g *globalOptions) []string {
+// generic ones derived from the kind of failure and the command.
+func hintsFor(err error, g *globalOptions, cmd *cobra.Command) []string {
 	var hinted *hintedError
 	if errors.As(err, &hinted) {
 		return hinted.hints
@@ -64,13 +88,28 @@ func hintsFor(err error, g *globalOptions) []string {
 	if isUsageError(err) {
 		return []string{"run `keyward --help` or `keyward COMMAND --help` to see the usage"}
 	}
+	if hint := addrHint(err, g); hint != "" {
+		return []string{hint}
+	}
 	if hint := transportHint(err, g); hint != "" {
 		return []string{hint}
 	}
-	if hint := statusHint(err); hint != "" {
+	if hint := statusHint(err, g, cmd); hint != "" {
 		return []string{hint}
 	}
 	return nil
+}
+
+// addrHint explains an --addr value that the client rejected as a base URL,
+// which is most often an address given without http:// or https://.
+func addrHint(err error, g *globalOptions) string {
+	if !errors.Is(err, client.ErrInvalidArgument) || !strings.Contains(err.Error(), fmt.Sprintf("base URL %q", g.addr)) {
+		return ""
+	}
+	if !strings.Contains(g.addr, "://") {
+		return fmt.Sprintf("--addr (or KEYWARD_ADDR) %q has no scheme; add http:// or https://, for example http://%s", g.addr, g.addr)
+	}
+	return fmt.Sprintf("--addr (or KEYWARD_ADDR) must be an http:// or https:// URL with a host, such as %s", defaultAddr())
 }
 
 // transportHint explains failures to reach or trust the server.
@@ -111,9 +150,13 @@ func dialledBase(err error) string {
 }
 
 // statusHint explains an API status in operator terms.
-func statusHint(err error) string {
+func statusHint(err error, g *globalOptions, cmd *cobra.Command) string {
 	var apiErr *client.APIError
 	if errors.As(err, &apiErr) && apiErr.Code == "commit_indeterminate" {
+		if g.idempotencyKey != "" {
+			return "the outcome of this write is unknown: it may still be applied; repeat the same command with " +
+				"--idempotency-key " + g.idempotencyKey + " and it takes effect at most once"
+		}
 		return "the outcome of this write is unknown: it may still be applied; check the current state before repeating it"
 	}
 	switch {
@@ -122,11 +165,50 @@ func statusHint(err error) string {
 	case errors.Is(err, client.ErrForbidden):
 		return "the token's role or vault scope does not allow this operation"
 	case errors.Is(err, client.ErrNotFound):
-		return "check the ids; the list subcommands (for example `keyward machine list --vault V`) show them"
+		return notFoundHint(cmd)
 	case errors.Is(err, client.ErrUnavailable):
 		return "the node cannot serve this now (no leader, or out of contact with it); retry, or use another node"
 	case errors.Is(err, client.ErrRateLimited):
 		return "too many failed attempts from this address; wait and retry"
 	}
 	return ""
+}
+
+// notFoundHints name, for the commands under each top-level command, the
+// commands that list the ids they take.
+var notFoundHints = map[string]string{
+	"admin-token":     "check the token id; `keyward admin-token list` shows the admin tokens",
+	"alerts":          "check the vault id; `keyward vault list` shows the vaults",
+	"audit":           "check the vault id; `keyward vault list` shows the vaults",
+	"bootstrap-token": "check the vault id; `keyward vault list` shows the vaults",
+	"cluster":         "check the node id; `keyward cluster members` shows the members of the cluster",
+	"enrollment":      vaultScopedHint("enrollment list --vault V", "enrollment tokens"),
+	"get":             "check the secret id; `keyward secrets` shows the secrets this machine may read",
+	"machine":         vaultScopedHint("machine list --vault V", "machines"),
+	"project":         vaultScopedHint("project list --vault V", "projects"),
+	"secret": "check the ids; `keyward project list --vault V` shows the projects of a vault, " +
+		"and `keyward secret list --vault V --project P` the secrets of a project",
+	"temp":    vaultScopedHint("temp list --vault V", "temporary-machine tokens"),
+	"vault":   "check the vault id; `keyward vault list` shows the vaults",
+	"webhook": vaultScopedHint("webhook list --vault V", "webhooks"),
+}
+
+// vaultScopedHint is the not-found hint of commands that take a vault id
+// and ids of objects inside the vault.
+func vaultScopedHint(list, objects string) string {
+	return "check the ids; `keyward vault list` shows the vaults, and `keyward " + list + "` the " + objects
+}
+
+// notFoundHint returns the hint of a 404 for cmd: the list command of the
+// kind of object that cmd takes, or a generic hint.
+func notFoundHint(cmd *cobra.Command) string {
+	if cmd != nil {
+		// CommandPath is "keyward GROUP SUBCOMMAND…".
+		if words := strings.Fields(cmd.CommandPath()); len(words) > 1 {
+			if hint, ok := notFoundHints[words[1]]; ok {
+				return hint
+			}
+		}
+	}
+	return "check the ids; the list subcommands (for example `keyward vault list`) show them"
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -35,6 +36,9 @@ type globalOptions struct {
 	clientKeyFile  string
 	output         string
 	timeout        time.Duration
+	// idempotencyKey prefixes the Idempotency-Key of every admin write of
+	// this invocation; a random one is chosen when the flag is not set.
+	idempotencyKey string
 }
 
 func defaultAddr() string {
@@ -75,6 +79,7 @@ func newRootCmd() (*cobra.Command, *globalOptions) {
 	f.StringVar(&g.clientKeyFile, "client-key-file", "", "PEM private key of --client-cert-file.")
 	f.StringVarP(&g.output, "output", "o", outputText, "Output format: text (tables) or json.")
 	f.DurationVar(&g.timeout, "timeout", client.DefaultTimeout, "Time limit of each API call, as a Go duration such as 10s.")
+	f.StringVar(&g.idempotencyKey, "idempotency-key", "", "Key that makes this command's writes apply at most once when it is repeated with the same key (default: a new random key per run).")
 
 	root.AddCommand(
 		newServerCmd(),
@@ -107,6 +112,9 @@ func newRootCmd() (*cobra.Command, *globalOptions) {
 func (g *globalOptions) prepare(cmd *cobra.Command) error {
 	if err := bindEnv(cmd.Flags(), os.LookupEnv); err != nil {
 		return err
+	}
+	if n := len(g.idempotencyKey); n > 100 || strings.IndexFunc(g.idempotencyKey, func(r rune) bool { return r < '!' || r > '~' }) >= 0 {
+		return usageErrorf("--idempotency-key must be at most 100 printable ASCII characters without spaces; got %d bytes", n)
 	}
 	if g.output != outputText && g.output != outputJSON {
 		return usageErrorf("--output %q is not a format; use text or json", g.output)
@@ -180,7 +188,10 @@ func (g *globalOptions) adminClient(needToken bool) (*client.Client, error) {
 		return nil, withHints(fmt.Errorf("this command needs an admin token"),
 			"pass --token-file FILE, or set KEYWARD_TOKEN; `keyward init` prints the first owner token, and a --dev node writes it to <data-dir>/root-token")
 	}
-	return client.New(g.addr, g.clientOptions(client.WithToken(token))...)
+	if g.idempotencyKey == "" {
+		g.idempotencyKey = uuid.NewString()
+	}
+	return client.New(g.addr, g.clientOptions(client.WithToken(token), client.WithIdempotencyPrefix(g.idempotencyKey))...)
 }
 
 // clientOptions returns the HTTP options shared by operator and machine

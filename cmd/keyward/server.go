@@ -61,6 +61,19 @@ type serverOptions struct {
 	logLevel        string
 	tls             tlsOptions
 	alerts          alertOptions
+
+	// blockThrottle holds the --block-throttle-* flags. A MaxBlocks of 0
+	// turns the throttle off.
+	blockThrottle guard.BlockThrottleConfig
+
+	// keyCacheBytes and verifyBatch are --key-cache-bytes and
+	// --verify-batch-size.
+	keyCacheBytes int64
+	verifyBatch   int
+
+	// allowBroadTrustedProxies accepts --trusted-proxies prefixes shorter
+	// than /8 (IPv4) or /32 (IPv6).
+	allowBroadTrustedProxies bool
 }
 
 func newServerCmd() *cobra.Command {
@@ -89,19 +102,31 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&o.gossipAdvertise, "gossip-advertise-addr", "", "Gossip address other nodes dial, when it differs from --gossip-addr.")
 	f.StringSliceVar(&o.join, "join", nil, "Comma-separated gossip addresses of any existing members to join.")
 	f.IntVar(&o.bootstrapExpect, "bootstrap-expect", 0, "Number of nodes that form a new cluster together; 0 joins an existing one (1 with --dev).")
-	f.IntVar(&o.voters, "voters", 3, "Number of Raft voters; further nodes join as non-voters that serve reads.")
+	f.IntVar(&o.voters, "voters", 3, "Number of Raft voters, an odd number from 1 to 7; further nodes join as non-voters that serve reads.")
 	f.StringVar(&o.rootKeyFile, "root-key-file", "", "File with the root key: one line, standard base64 of 32 bytes (generated in the data dir with --dev).")
 	f.StringVar(&o.apiURL, "api-url", "", "Public URL of the API written into registration scripts (default: the origin that served the script).")
 	f.BoolVar(&o.dev, "dev", false, "Start a single development node with embedded defaults; never use it in production.")
 	f.BoolVar(&o.insecurePlainHTTP, "insecure-plain-http", false, "Allow plain HTTP on a non-loopback --http-addr.")
-	f.StringSliceVar(&o.trustedProxies, "trusted-proxies", nil, "Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is read.")
+	f.StringSliceVar(&o.trustedProxies, "trusted-proxies", nil, "Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is read; each at least /8 (IPv4) or /32 (IPv6).")
+	f.BoolVar(&o.allowBroadTrustedProxies, "allow-broad-trusted-proxies", false,
+		"Accept --trusted-proxies prefixes shorter than /8 (IPv4) or /32 (IPv6); clients inside them can choose the address that IP allowlists and lockout see.")
 	f.StringVar(&o.geoipDB, "geoip-db", "", "Path to a GeoLite2/DB-IP country .mmdb file (default: the embedded table).")
-	f.DurationVar(&o.timestampWindow, "timestamp-window", 300*time.Second, "Maximum difference between a signed request's X-Timestamp and this node's clock.")
+	f.DurationVar(&o.timestampWindow, "timestamp-window", 300*time.Second, "Maximum difference between a signed request's X-Timestamp and this node's clock, from 1s to 1h.")
 	f.DurationVar(&o.maxStaleness, "max-staleness", 5*time.Second, "Time without contact with a leader after which machine requests get 503.")
 	f.DurationVar(&o.maxClockSkew, "max-clock-skew", 5*time.Second, "Largest difference between this node's clock and most peers' before machine requests get 503; 0 turns the check off.")
-	f.DurationVar(&o.deadNodeTimeout, "dead-node-timeout", 10*time.Minute, "Time a node may stay absent from gossip before the leader removes it from the Raft configuration; 0 never removes.")
+	f.DurationVar(&o.deadNodeTimeout, "dead-node-timeout", 10*time.Minute, "Time a node may stay absent from gossip before the leader removes it from the Raft configuration, at least 1m; 0 never removes.")
 	f.StringVar(&o.logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
 	f.IntVar(&o.nonceLogBytes, "nonce-log-bytes", cluster.DefaultConfig().NonceLogBytes, "Bytes of recent nonces kept for peers that restart; raise it when the cluster accepts more than about 6,000 requests per second.")
+	f.Int64Var(&o.keyCacheBytes, "key-cache-bytes", guard.DefaultKeyCacheBytes,
+		fmt.Sprintf("Bytes of memory for expanded Ed25519 keys of the machines that sign requests (%d bytes each); 0 expands none, which makes each verification about a quarter slower and turns batching off.", guard.KeyCacheEntryBytes))
+	f.IntVar(&o.verifyBatch, "verify-batch-size", guard.DefaultMaxBatch,
+		"Most signatures of concurrent requests verified together, from 1 to 1024; 1 verifies each on its own.")
+	throttle := guard.DefaultBlockThrottleConfig()
+	f.IntVar(&o.blockThrottle.MaxBlocks, "block-throttle-blocks", throttle.MaxBlocks,
+		"Guardrail blocks of one machine from one client address within --block-throttle-window after which its further requests get 403 before signature verification; 0 verifies every request.")
+	f.DurationVar(&o.blockThrottle.Window, "block-throttle-window", throttle.Window, "Counting window of --block-throttle-blocks.")
+	f.DurationVar(&o.blockThrottle.CoolDown, "block-throttle-cooldown", throttle.CoolDown,
+		"Time during which a throttled machine and client address are rejected without signature verification. The next request after it is verified in full.")
 	o.tls.addFlags(f)
 	o.alerts.addFlags(f)
 	return cmd
@@ -187,6 +212,9 @@ func runServer(ctx context.Context, o serverOptions) error {
 		return err
 	}
 	logger = logger.With("node_id", o.nodeID)
+	if err := o.checkFlags(logger); err != nil {
+		return err
+	}
 
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir %s: %w", o.dataDir, err)
@@ -198,11 +226,17 @@ func runServer(ctx context.Context, o serverOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := cluster.WaitForStartSpace(ctx, o.dataDir, cluster.DefaultConfig().DiskReserveBytes, logger); err != nil {
+		return err
+	}
 	sm, err := fsm.Open(fsm.Config{Dir: filepath.Join(o.dataDir, "fsm"), Keyring: keyring}, logger)
 	if err != nil {
 		return err
 	}
 	defer sm.Close()
+	if err := checkLocalRootKey(o, sm, logger); err != nil {
+		return err
+	}
 
 	lookup, err := newGeoLookup(o.geoipDB)
 	if err != nil {
@@ -239,6 +273,8 @@ func runServer(ctx context.Context, o serverOptions) error {
 		return err
 	}
 	defer closeWithTimeout(srv.Close)
+	rootKeyMismatch, stopRootKeyWatch := startRootKeyWatch(ctx, node, sm, logger)
+	defer stopRootKeyWatch()
 	logger.Info("node started", "http_addr", srv.Addr(), "raft_addr", o.raftAddr, "gossip_addr", o.gossipAddr)
 
 	if o.dev {
@@ -246,9 +282,17 @@ func runServer(ctx context.Context, o serverOptions) error {
 			return err
 		}
 	}
-	<-ctx.Done()
-	logger.Info("shutting down")
-	return nil
+	// A node whose root key differs from the cluster's stops: every read
+	// it served would fail, and restarting it with the same key cannot help
+	// (see docs/operations.md). Until it has stopped, the HTTP API responds
+	// with 503 because the state machine recorded the mismatch.
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+		return nil
+	case err := <-rootKeyMismatch:
+		return rootKeyStopError(o, err, logger)
+	}
 }
 
 func closeWithTimeout(closeFn func(context.Context) error) {
@@ -341,6 +385,12 @@ func newHTTPServer(o serverOptions, node *cluster.Node, sm *fsm.FSM, keyring *se
 	cfg.TimestampWindow = o.timestampWindow
 	cfg.MaxStaleness = o.maxStaleness
 	cfg.Dev = o.dev
+	if err := o.setBlockThrottle(&cfg); err != nil {
+		return nil, err
+	}
+	if err := o.setVerification(&cfg); err != nil {
+		return nil, err
+	}
 	for _, option := range options {
 		option(&cfg)
 	}
@@ -349,6 +399,43 @@ func newHTTPServer(o serverOptions, node *cluster.Node, sm *fsm.FSM, keyring *se
 	}
 	return httpapi.New(cfg, node, sm, keyring, lookup, logger)
 }
+
+// setBlockThrottle copies the --block-throttle-* flags into cfg, with an
+// error that names the flag of a value out of range.
+func (o *serverOptions) setBlockThrottle(cfg *httpapi.Config) error {
+	t := o.blockThrottle
+	switch {
+	case t.MaxBlocks < 0:
+		return fmt.Errorf("invalid --block-throttle-blocks %d: use 0 to turn the throttle off, or a positive count", t.MaxBlocks)
+	case t.MaxBlocks == 0:
+		cfg.DisableBlockThrottle = true
+		return nil
+	}
+	t.MaxPairs = cfg.BlockThrottle.MaxPairs
+	if err := t.Validate(); err != nil {
+		return fmt.Errorf("invalid --block-throttle-blocks, --block-throttle-window or --block-throttle-cooldown: %w", err)
+	}
+	cfg.BlockThrottle = t
+	return nil
+}
+
+// setVerification builds the key cache and the batch verifier from
+// --key-cache-bytes and --verify-batch-size.
+func (o *serverOptions) setVerification(cfg *httpapi.Config) error {
+	if o.keyCacheBytes < 0 {
+		return fmt.Errorf("invalid --key-cache-bytes %d: use 0 to cache no keys, or a positive byte count such as %d", o.keyCacheBytes, int64(guard.DefaultKeyCacheBytes))
+	}
+	if o.verifyBatch < 1 || o.verifyBatch > maxVerifyBatch {
+		return fmt.Errorf("invalid --verify-batch-size %d: use 1 to verify each signature on its own, or up to %d", o.verifyBatch, maxVerifyBatch)
+	}
+	cfg.KeyCache = guard.NewKeyCache(o.keyCacheBytes)
+	cfg.Verifier = guard.NewBatchVerifier(o.verifyBatch, 0)
+	return nil
+}
+
+// maxVerifyBatch bounds --verify-batch-size. Past about 64 signatures a
+// batch saves little more per signature and holds its requests longer.
+const maxVerifyBatch = 1024
 
 func newGeoLookup(path string) (guard.GeoLookup, error) {
 	if path == "" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ import (
 const snapshotTimeout = 10 * time.Minute
 
 func newSnapshotCmd(g *globalOptions) *cobra.Command {
+	var force bool
 	save := &cobra.Command{
 		Use:   "save FILE",
 		Short: "Save a snapshot of the whole cluster state to FILE (mode 0600)",
@@ -25,9 +27,12 @@ func newSnapshotCmd(g *globalOptions) *cobra.Command {
 			"at --addr first catches up with the leader, so the snapshot holds every\n" +
 			"write acknowledged before the command. Secret values stay encrypted under\n" +
 			"the root key; keep the root key file to be able to use the snapshot. Needs\n" +
-			"an owner token of every vault.",
+			"an owner token of every vault. An existing FILE is replaced only with --force.",
 		Args: exactArgs("FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkSnapshotTarget(args[0], force); err != nil {
+				return err
+			}
 			c, err := snapshotClient(cmd, g)
 			if err != nil {
 				return err
@@ -47,6 +52,8 @@ func newSnapshotCmd(g *globalOptions) *cobra.Command {
 			})
 		},
 	}
+
+	save.Flags().BoolVar(&force, "force", false, "Replace FILE when it already exists.")
 
 	restore := &cobra.Command{
 		Use:   "restore FILE",
@@ -79,6 +86,24 @@ func newSnapshotCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	return newGroupCmd("snapshot", "Save and restore snapshots of the cluster state", save, restore)
+}
+
+// checkSnapshotTarget rejects a FILE argument of snapshot save that names
+// a directory, or an existing file unless force is set, before anything is
+// downloaded. Other stat errors are left to the save, which reports them.
+func checkSnapshotTarget(path string, force bool) error {
+	info, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return nil
+	case info.IsDir():
+		return withHints(fmt.Errorf("%s is a directory; name a file", path),
+			"for example `keyward snapshot save "+filepath.Join(path, "keyward.snapshot")+"`")
+	case !force:
+		return withHints(fmt.Errorf("%s already exists; snapshot save does not replace it without --force", path),
+			"name another file, or pass --force to replace this one")
+	}
+	return nil
 }
 
 // snapshotClient returns an admin client whose time limit is

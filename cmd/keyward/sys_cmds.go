@@ -86,6 +86,11 @@ func newHealthCmd(g *globalOptions) *cobra.Command {
 					{"ready", optionalBool(h.Ready)},
 					{"staleness", orDash(derefString(h.Staleness))},
 					{"clock skewed", optionalBool(h.ClockSkewed)},
+					{"root key mismatch", optionalBool(h.RootKeyMismatch)},
+					{"disk stalled", optionalBool(h.DiskStalled)},
+					{"max fsync (30 s)", optionalMillis(h.FsyncLatencyMaxMs)},
+					{"disk low", optionalBool(h.DiskLow)},
+					{"disk free", optionalBytes(h.DiskFreeBytes)},
 				})
 			})
 			if printErr != nil {
@@ -94,6 +99,20 @@ func newHealthCmd(g *globalOptions) *cobra.Command {
 			return err
 		},
 	}
+}
+
+func optionalMillis(ms *int64) string {
+	if ms == nil {
+		return "-"
+	}
+	return strconv.FormatInt(*ms, 10) + " ms"
+}
+
+func optionalBytes(n *uint64) string {
+	if n == nil {
+		return "-"
+	}
+	return strconv.FormatUint(*n/(1<<20), 10) + " MiB"
 }
 
 func optionalBool(b *bool) string {

@@ -1,12 +1,20 @@
 package client
 
-import "context"
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+)
 
 // Client calls the admin plane and the unauthenticated system routes as an
 // operator. It is safe for concurrent use.
 type Client struct {
 	transport *transport
 	token     string
+
+	idemPrefix string
+	writes     atomic.Int64
 }
 
 // New returns a client for the API at baseURL, for example
@@ -22,7 +30,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{transport: t, token: s.token}, nil
+	return &Client{transport: t, token: s.token, idemPrefix: s.idemPrefix}, nil
 }
 
 // BaseURL returns the API address without a trailing slash.
@@ -47,6 +55,9 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	}
 	if key := idempotencyKeyFrom(ctx); key != "" {
 		req.Header.Set(HeaderIdempotencyKey, key)
+	} else if c.idemPrefix != "" && method != http.MethodGet && method != http.MethodHead {
+		n := c.writes.Add(1)
+		req.Header.Set(HeaderIdempotencyKey, c.idemPrefix+"-"+strconv.FormatInt(n, 10))
 	}
 	return c.transport.send(req, out)
 }

@@ -463,3 +463,31 @@ func TestClient_IdempotencyKeyHeader(t *testing.T) {
 		t.Errorf("a request without a key sent Idempotency-Key %q", got)
 	}
 }
+
+func TestClient_IdempotencyPrefixNumbersWrites(t *testing.T) {
+	f := newFakeAPI(t)
+	c := newTestClient(t, f, WithIdempotencyPrefix("run-9"))
+	ctx := context.Background()
+
+	for i, want := range []string{"run-9-1", "run-9-2"} {
+		if _, err := c.Extend(ctx, "vault_x", "m1", ExtendRequest{Duration: time.Hour, Reason: "r"}); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.last(t).Header.Get("Idempotency-Key"); got != want {
+			t.Errorf("write %d: Idempotency-Key = %q, want %q", i+1, got, want)
+		}
+	}
+	if _, err := c.Health(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := f.last(t).Header["Idempotency-Key"]; ok {
+		t.Errorf("a read sent Idempotency-Key %q", got)
+	}
+	// A key in the context wins over the prefix.
+	if _, err := c.Extend(WithIdempotencyKey(ctx, "own"), "vault_x", "m1", ExtendRequest{Duration: time.Hour, Reason: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.last(t).Header.Get("Idempotency-Key"); got != "own" {
+		t.Errorf("Idempotency-Key = %q, want the context's own", got)
+	}
+}

@@ -31,6 +31,7 @@ type settings struct {
 	userAgent  string
 	now        func() time.Time
 	baseURL    string
+	idemPrefix string
 }
 
 // WithToken sets the admin token sent as "Authorization: Bearer <token>".

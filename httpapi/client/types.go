@@ -31,6 +31,12 @@ type Health struct {
 	ClockOffsetMs *int64  `json:"clockOffsetMs,omitempty"`
 	ClockSkewed   *bool   `json:"clockSkewed,omitempty"`
 	Initialized   *bool   `json:"initialized,omitempty"`
+
+	RootKeyMismatch   *bool   `json:"rootKeyMismatch,omitempty"`
+	DiskStalled       *bool   `json:"diskStalled,omitempty"`
+	FsyncLatencyMaxMs *int64  `json:"fsyncLatencyMaxMs,omitempty"`
+	DiskFreeBytes     *uint64 `json:"diskFreeBytes,omitempty"`
+	DiskLow           *bool   `json:"diskLow,omitempty"`
 }
 
 // Vault is a tenant boundary that holds projects and machines.
