@@ -96,16 +96,26 @@ func (s *Server) createSecret(rc *request, ac *adminCall) error {
 	payload := fsm.CreateSecretPayload{
 		ID: id, ProjectID: project.ID, Name: in.Name, Type: typ, FieldNames: fieldNames, Sealed: sealed,
 	}
-	resp, err := s.propose(rc, proposal{typ: fsm.CmdCreateSecret, actor: ac.actor, payload: payload})
+	secret, err := s.proposeSecretWrite(rc, ac, fsm.CmdCreateSecret, payload, ActionSecretCreate)
 	if err != nil {
 		return err
 	}
+	return writeCreated(rc, newSecretView(secret))
+}
+
+// proposeSecretWrite applies a secret create or update, audits it and
+// returns the secret as stored.
+func (s *Server) proposeSecretWrite(rc *request, ac *adminCall, typ fsm.CommandType, payload any, action string) (*fsm.Secret, error) {
+	resp, err := s.propose(rc, proposal{typ: typ, actor: ac.actor, payload: payload})
+	if err != nil {
+		return nil, err
+	}
 	var secret fsm.Secret
 	if err := decodeResponse(resp, &secret); err != nil {
-		return err
+		return nil, err
 	}
-	s.auditSecretWrite(rc, ac, ActionSecretCreate, &secret)
-	return writeCreated(rc, newSecretView(&secret))
+	s.auditSecretWrite(rc, ac, action, &secret)
+	return &secret, nil
 }
 
 // updateSecret serves PUT /v1/admin/vaults/{vaultId}/secrets/{secretId}
@@ -145,16 +155,11 @@ func (s *Server) updateSecret(rc *request, ac *adminCall) error {
 	payload := fsm.UpdateSecretPayload{
 		ID: secret.ID, ExpectedVersion: secret.Version, FieldNames: fieldNames, Sealed: sealed,
 	}
-	resp, err := s.propose(rc, proposal{typ: fsm.CmdUpdateSecret, actor: ac.actor, payload: payload})
+	updated, err := s.proposeSecretWrite(rc, ac, fsm.CmdUpdateSecret, payload, ActionSecretUpdate)
 	if err != nil {
 		return err
 	}
-	var updated fsm.Secret
-	if err := decodeResponse(resp, &updated); err != nil {
-		return err
-	}
-	s.auditSecretWrite(rc, ac, ActionSecretUpdate, &updated)
-	return writeOK(rc, newSecretView(&updated))
+	return writeOK(rc, newSecretView(updated))
 }
 
 // rollbackSecret serves POST …/secrets/{secretId}/rollback {"version"}: a
@@ -191,16 +196,11 @@ func (s *Server) rollbackSecret(rc *request, ac *adminCall) error {
 		ID: secret.ID, ExpectedVersion: secret.Version, FieldNames: old.FieldNames, Sealed: old.Sealed,
 		RestoredVersion: old.Version,
 	}
-	resp, err := s.propose(rc, proposal{typ: fsm.CmdUpdateSecret, actor: ac.actor, payload: payload})
+	updated, err := s.proposeSecretWrite(rc, ac, fsm.CmdUpdateSecret, payload, ActionSecretUpdate)
 	if err != nil {
 		return err
 	}
-	var updated fsm.Secret
-	if err := decodeResponse(resp, &updated); err != nil {
-		return err
-	}
-	s.auditSecretWrite(rc, ac, ActionSecretUpdate, &updated)
-	return writeOK(rc, newSecretView(&updated))
+	return writeOK(rc, newSecretView(updated))
 }
 
 // deleteSecret serves DELETE …/secrets/{secretId}: the secret, all of its
