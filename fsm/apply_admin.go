@@ -77,8 +77,8 @@ func applyCreateAdminToken(t *tx, c *Command) (any, error) {
 }
 
 // applyRevokeAdminToken revokes an admin token by its public id. The last
-// usable owner token for every vault cannot be revoked, because nobody could
-// then manage tokens; create another owner token first. Revoking a revoked
+// owner token for every vault without an expiry cannot be revoked, because
+// nobody could then manage tokens; create another such token first. Revoking a revoked
 // token succeeds without change.
 func applyRevokeAdminToken(t *tx, c *Command) (any, error) {
 	var p RevokeAdminTokenPayload
@@ -93,8 +93,8 @@ func applyRevokeAdminToken(t *tx, c *Command) (any, error) {
 		return tok, nil
 	}
 	if isRootOwner(tok, c.Time) && t.rootOwnerCount(c.Time) == 1 {
-		return nil, rejectf(ErrConflict, "admin token %s is the last owner token for every vault; "+
-			"create another owner token with vaults [\"*\"] before revoking it", p.ID)
+		return nil, rejectf(ErrConflict, "admin token %s is the last owner token for every vault without an expiry; "+
+			"create another owner token with vaults [\"*\"] and no ttl before revoking it", p.ID)
 	}
 
 	revoked := *tok
@@ -103,10 +103,11 @@ func applyRevokeAdminToken(t *tx, c *Command) (any, error) {
 	return &revoked, nil
 }
 
-// isRootOwner reports whether tok is a usable owner token for every vault.
-func isRootOwner(tok *AdminToken, now int64) bool {
-	usable := tok.RevokedAt == 0 && (tok.ExpiresAt == 0 || tok.ExpiresAt > now)
-	return usable && tok.Role == RoleOwner && slices.Equal(tok.Vaults, []string{"*"})
+// isRootOwner reports whether tok is an unrevoked owner token for every
+// vault that never expires. A token with an expiry does not count, because
+// once it expired nobody could manage tokens any more.
+func isRootOwner(tok *AdminToken, _ int64) bool {
+	return tok.RevokedAt == 0 && tok.ExpiresAt == 0 && tok.Role == RoleOwner && slices.Equal(tok.Vaults, []string{"*"})
 }
 
 func checkAdminToken(t *tx, tok *AdminToken, now int64) error {

@@ -225,6 +225,9 @@ func TestFSM_RevokeAdminToken(t *testing.T) {
 	h.mustApply(CmdCreateAdminToken, CreateAdminTokenPayload{Token: owner("at_root1", "*")}, nil)
 	h.mustApply(CmdCreateAdminToken, CreateAdminTokenPayload{Token: owner("at_root2", "*")}, nil)
 	h.mustApply(CmdCreateAdminToken, CreateAdminTokenPayload{Token: owner("at_team", string(vaultA))}, nil)
+	expiring := owner("at_expiring", "*")
+	expiring.ExpiresAt = h.now + 60_000
+	h.mustApply(CmdCreateAdminToken, CreateAdminTokenPayload{Token: expiring}, nil)
 
 	roots := 0
 	for _, tok := range h.f.AdminTokens() {

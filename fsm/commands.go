@@ -63,12 +63,18 @@ type Actor struct {
 // RequestID, when set, makes the command idempotent: a second entry with a
 // RequestID already applied returns the first entry's Response unchanged.
 type Command struct {
-	Type      CommandType     `json:"type"`
-	RequestID string          `json:"requestId,omitempty"`
-	Time      int64           `json:"time"`
-	Node      string          `json:"node"`
-	Actor     Actor           `json:"actor"`
-	Payload   json.RawMessage `json:"payload"`
+	Type      CommandType `json:"type"`
+	RequestID string      `json:"requestId,omitempty"`
+	// RequestHash fingerprints the client request behind a client-chosen
+	// RequestID (method, path and body). A later command with the same
+	// RequestID and another hash is rejected with ErrConflict instead of
+	// returning the first command's response, so reusing an idempotency
+	// key for a different write cannot silently drop that write.
+	RequestHash string          `json:"requestHash,omitempty"`
+	Time        int64           `json:"time"`
+	Node        string          `json:"node"`
+	Actor       Actor           `json:"actor"`
+	Payload     json.RawMessage `json:"payload"`
 }
 
 // InitPayload creates the first owner token of a new cluster.

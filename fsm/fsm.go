@@ -289,7 +289,7 @@ func (f *FSM) applyLog(t *tx, l *raft.Log) *Response {
 	t.prune(cmd.Time, f.cfg.IdempotencyWindow.Milliseconds())
 	if cmd.RequestID != "" {
 		if rec, ok := t.request(cmd.RequestID); ok {
-			return rec.Response
+			return rec.replay(cmd)
 		}
 	}
 
@@ -305,7 +305,7 @@ func (f *FSM) replayedResponse(t *tx, l *raft.Log, applied uint64) *Response {
 	if l.Type == raft.LogCommand {
 		if cmd, err := DecodeCommand(l.Data); err == nil && cmd.RequestID != "" {
 			if rec, ok := t.request(cmd.RequestID); ok {
-				return rec.Response
+				return rec.replay(cmd)
 			}
 		}
 	}

@@ -18,9 +18,10 @@ const pruneStepMs = 60_000
 // requestRecord is the first response to a request id, kept so that a
 // retried command returns it instead of applying again.
 type requestRecord struct {
-	Time     int64     `json:"time"`
-	Index    uint64    `json:"index"`
-	Response *Response `json:"response"`
+	Time        int64     `json:"time"`
+	Index       uint64    `json:"index"`
+	Response    *Response `json:"response"`
+	RequestHash string    `json:"requestHash,omitempty"`
 }
 
 // request returns the record of a request id, reading through the batch so
@@ -37,10 +38,24 @@ func (t *tx) request(id string) (*requestRecord, bool) {
 	return &rec, true
 }
 
+// replay returns the response a repeated request id gets: the first
+// response, or a conflict when both commands carry a request hash and
+// the hashes differ.
+func (rec *requestRecord) replay(cmd *Command) *Response {
+	if rec.RequestHash != "" && cmd.RequestHash != "" && rec.RequestHash != cmd.RequestHash {
+		return &Response{
+			Code: CodeConflict,
+			Message: fmt.Sprintf("request id %q was already used for a different request; "+
+				"use a new idempotency key for a new write", cmd.RequestID),
+		}
+	}
+	return rec.Response
+}
+
 // recordRequest stores the response of cmd under its request id, with a
 // time-ordered key for pruning.
 func (t *tx) recordRequest(cmd *Command, index uint64, resp *Response) {
-	rec := requestRecord{Time: cmd.Time, Index: index, Response: resp}
+	rec := requestRecord{Time: cmd.Time, Index: index, Response: resp, RequestHash: cmd.RequestHash}
 	t.mustSet(requestKey(cmd.RequestID), mustJSON(rec))
 	t.mustSet(requestTimeKey(cmd.Time, cmd.RequestID), nil)
 }

@@ -65,6 +65,9 @@ const allVaults = "*"
 // and, on routes with {vaultId}, the vault scope check.
 func (s *Server) admin(perm permission, handle func(*request, *adminCall) error) func(*request) error {
 	return func(rc *request) error {
+		if err := s.checkAdminFresh(); err != nil {
+			return err
+		}
 		tok, err := s.authenticateAdmin(rc)
 		if err != nil {
 			return err

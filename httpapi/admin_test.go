@@ -128,6 +128,29 @@ func TestAdmin_IdempotencyKeyAppliesOnce(t *testing.T) {
 	}
 }
 
+func TestAdmin_IdempotencyKeyReusedForOtherRequest(t *testing.T) {
+	e := sharedEnv(t)
+	f := e.newFixture(t)
+	key := "rotate-" + newNonce()
+	update := func(value string) response {
+		t.Helper()
+		body, _ := json.Marshal(map[string]string{"value": value})
+		return e.mustSend(t, defaultSource, "PUT", "/v1/admin/vaults/"+f.vault+"/secrets/"+f.secret,
+			[]header{{"Authorization", "Bearer " + e.root}, {"Idempotency-Key", key}}, body)
+	}
+	expectStatus(t, update("first"), http.StatusOK)
+	expectStatus(t, update("first"), http.StatusOK) // a retry of the same request
+
+	resp := update("second")
+	expectStatus(t, resp, http.StatusConflict)
+	if !strings.Contains(string(resp.body), "different request") {
+		t.Errorf("body %s, want it to say the key was used for a different request", resp.body)
+	}
+	if got, err := e.sm.SecretValue(fsm.SecretID(f.secret)); err != nil || string(got) != "first" {
+		t.Errorf("stored value %q (%v), want first", got, err)
+	}
+}
+
 func TestAdmin_SecretsAreSealedBeforeProposing(t *testing.T) {
 	e := sharedEnv(t)
 	f := e.newFixture(t)

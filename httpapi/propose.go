@@ -2,9 +2,12 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -59,6 +62,9 @@ func (s *Server) propose(rc *request, p proposal) (*fsm.Response, error) {
 		Actor:     p.actor,
 		Payload:   payload,
 	}
+	if strings.HasPrefix(requestID, idempotencyPrefix) {
+		cmd.RequestHash = requestFingerprint(rc)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
 	defer cancel()
 
@@ -91,7 +97,23 @@ func (s *Server) commandRequestID(rc *request, p proposal) (string, error) {
 	if len(key) == 0 || len(key) > maxIdempotencyKeyLength || !isPrintableASCII(key) {
 		return "", fail(ErrBadRequest, "%s must be 1 to %d printable ASCII characters", headerIdempotencyKey, maxIdempotencyKeyLength)
 	}
-	return "idem:" + string(p.typ) + ":" + p.actor.ID + ":" + key, nil
+	return idempotencyPrefix + string(p.typ) + ":" + p.actor.ID + ":" + key, nil
+}
+
+// idempotencyPrefix starts the request id derived from an Idempotency-Key.
+const idempotencyPrefix = "idem:"
+
+// requestFingerprint hashes the method, path and body of the client's
+// request. The body is the client's, not the command payload, because a
+// retried create carries newly generated ids in its payload.
+func requestFingerprint(rc *request) string {
+	h := sha256.New()
+	h.Write(rc.ctx.Method())
+	h.Write([]byte{' '})
+	h.Write([]byte(rc.path))
+	h.Write([]byte{'\n'})
+	h.Write(rc.ctx.PostBody())
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // applyError gives a Raft failure a message with the client's next step.

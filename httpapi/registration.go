@@ -126,6 +126,18 @@ func (s *Server) register(kind string) func(*request) error {
 		// A token known locally must match the route. One not known yet may
 		// still exist on the leader, so the command decides.
 		if bt, ok := s.sm.BootstrapTokenByHash(hash); ok && (bt.Kind != kind || !s.tokenInRouteVault(rc, bt)) {
+			// The caller holds the token, so naming its kind reveals
+			// nothing new and points to the right route.
+			switch bt.Kind {
+			case fsm.TokenKindEnrollment:
+				return fail(ErrUnauthorized, "Invalid bootstrap token: this is an enrollment token; register with "+
+					"POST /v1/{vaultId}/enroll/register (keyward register --enroll --vault VAULT_ID)")
+			case fsm.TokenKindTemp:
+				if bt.Kind != kind {
+					return fail(ErrUnauthorized, "Invalid bootstrap token: this is a temporary-machine token; register with "+
+						"POST /v1/{vaultId}/temp-bootstrap/{token}/register (keyward register --temp --vault VAULT_ID)")
+				}
+			}
 			return fail(ErrUnauthorized, "Invalid bootstrap token")
 		}
 		vaultID := rc.param("vaultId")

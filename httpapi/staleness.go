@@ -28,3 +28,19 @@ func (s *Server) checkFresh() error {
 	}
 	return nil
 }
+
+// checkAdminFresh rejects an admin request on a node that has not heard
+// from a leader within MaxStaleness or is not ready, before the token is
+// looked up. Otherwise a node cut off from the cluster would keep
+// accepting an admin token that the majority revoked. A skewed clock does
+// not matter here, so it is not checked.
+func (s *Server) checkAdminFresh() error {
+	if staleness := s.node.Staleness(); staleness > s.cfg.MaxStaleness {
+		return fail(ErrUnavailable, "This node has not heard from the cluster leader for %v, so it cannot tell whether "+
+			"this admin token is still valid; retry on another node", staleness.Round(time.Millisecond))
+	}
+	if !s.node.Ready() {
+		return fail(ErrUnavailable, "This node is catching up with the cluster; retry on another node")
+	}
+	return nil
+}

@@ -33,8 +33,8 @@ func newAdminTokenCreateCmd(g *globalOptions) *cobra.Command {
 			if err := requireFlags(cmd, "name", "role", "vaults"); err != nil {
 				return err
 			}
-			if req.TTL < 0 {
-				return usageErrorf("--ttl %s must not be negative", req.TTL)
+			if cmd.Flags().Changed("ttl") && req.TTL <= 0 {
+				return usageErrorf("--ttl %s must be positive; leave the flag out for a token that does not expire", req.TTL)
 			}
 			req.Vaults = splitList(vaults)
 			return nil

@@ -51,8 +51,8 @@ func newEnrollmentIssueCmd(g *globalOptions, vaultID *string) *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			if tokenTTL < 0 {
-				return usageErrorf("--token-ttl %s must not be negative", tokenTTL)
+			if cmd.Flags().Changed("token-ttl") && tokenTTL <= 0 {
+				return usageErrorf("--token-ttl %s must be positive; leave the flag out for the default of 168h", tokenTTL)
 			}
 			rails, err := gf.build()
 			if err != nil {

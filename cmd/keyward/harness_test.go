@@ -207,6 +207,7 @@ type health struct {
 	State        string `json:"state"`
 	LeaderID     string `json:"leaderId"`
 	AppliedIndex uint64 `json:"appliedIndex"`
+	Ready        bool   `json:"ready"`
 }
 
 func (c *testCluster) health(n *testNode) (health, error) {
@@ -242,7 +243,8 @@ func (c *testCluster) agreedLeader(skip []*testNode) (*testNode, bool) {
 	leaderID := ""
 	for _, n := range c.running(skip) {
 		h, err := c.health(n)
-		if err != nil || h.LeaderID == "" {
+		// A node answers admin and machine requests only once ready.
+		if err != nil || h.LeaderID == "" || !h.Ready {
 			return nil, false
 		}
 		if leaderID != "" && h.LeaderID != leaderID {
