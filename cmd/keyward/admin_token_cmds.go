@@ -107,6 +107,9 @@ func newAdminTokenRevokeCmd(g *globalOptions) *cobra.Command {
 			}
 			return g.printer(cmd).emit(tok, func(w io.Writer) error {
 				_, err := fmt.Fprintf(w, "revoked admin token %s (%s)\n", tok.ID, tok.Name)
+				if c := describeConfirmation(tok.Confirmation); c != "" && err == nil {
+					_, err = fmt.Fprintf(w, "confirmed by %s\n", c)
+				}
 				return err
 			})
 		},

@@ -576,6 +576,7 @@ func TestCLI_Extend(t *testing.T) {
 		{"by days and hours", []string{"--by", "1d12h", "--reason", "audit"}, exitOK, `{"duration":"36h0m0s","reason":"audit"}`},
 		{"by go duration", []string{"--by", "90m", "--reason", "audit"}, exitOK, `{"duration":"1h30m0s","reason":"audit"}`},
 		{"by zero", []string{"--by", "0s", "--reason", "r"}, exitUsage, ""},
+		{"by zero days", []string{"--by", "0d", "--reason", "r"}, exitUsage, ""},
 		{"by negative", []string{"--by", "-1h", "--reason", "r"}, exitUsage, ""},
 		{"by months", []string{"--by", "1mo", "--reason", "r"}, exitUsage, ""},
 		{"by garbage", []string{"--by", "soon", "--reason", "r"}, exitUsage, ""},

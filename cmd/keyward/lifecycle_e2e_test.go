@@ -69,6 +69,9 @@ func TestCLI_EnrollmentAndLifecycle(t *testing.T) {
 	if !strings.Contains(del.stdout, "removed its grant from 1 machines") {
 		t.Errorf("secret delete output %q, want one machine losing its grant", del.stdout)
 	}
+	if !strings.Contains(del.stdout, "confirmed by 1 of 1 nodes") {
+		t.Errorf("secret delete output %q, want the node confirmation", del.stdout)
+	}
 	if r := cliRun(t, machineEnv, "", "get", f.secretID); r.code == 0 {
 		t.Errorf("keyward get of a deleted secret succeeded: %q", r.stdout)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -172,7 +173,7 @@ func printMachines(w io.Writer, machines []client.Machine) error {
 }
 
 func printMachine(w io.Writer, m *client.Machine) error {
-	return record(w, []field{
+	fields := []field{
 		{"id", m.ID},
 		{"name", m.Name},
 		{"vault", m.VaultID},
@@ -188,5 +189,22 @@ func printMachine(w io.Writer, m *client.Machine) error {
 		{"grants", joinOrDash(m.Grants)},
 		{"guardrails", describeGuardrails(m.Guardrails)},
 		{"last seen", formatMillis(m.LastSeenAt) + " " + orDash(m.LastSeenIP)},
-	})
+	}
+	if c := describeConfirmation(m.Confirmation); c != "" {
+		fields = append(fields, field{"confirmed", c})
+	}
+	return record(w, fields)
+}
+
+// describeConfirmation summarises how many nodes applied a
+// security-critical write, or returns "" for other responses.
+func describeConfirmation(c client.Confirmation) string {
+	if c.ClusterNodes == 0 {
+		return ""
+	}
+	text := strconv.Itoa(c.ConfirmedNodes) + " of " + strconv.Itoa(c.ClusterNodes) + " nodes"
+	if len(c.UnconfirmedNodes) > 0 {
+		text += "; stale until they catch up: " + strings.Join(c.UnconfirmedNodes, ", ")
+	}
+	return text
 }

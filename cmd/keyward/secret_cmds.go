@@ -232,6 +232,9 @@ func newSecretDeleteCmd(g *globalOptions, vaultID *string) *cobra.Command {
 			}
 			return g.printer(cmd).emit(res, func(w io.Writer) error {
 				_, err := fmt.Fprintf(w, "deleted secret %s; removed its grant from %d machines\n", res.ID, len(res.RevokedGrants))
+				if c := describeConfirmation(res.Confirmation); c != "" && err == nil {
+					_, err = fmt.Fprintf(w, "confirmed by %s\n", c)
+				}
 				return err
 			})
 		},

@@ -78,6 +78,9 @@ func parseExtendBy(text string) (time.Duration, error) {
 		return d, nil
 	}
 
+	if strings.Trim(text, "0dh") == "" && strings.Contains(text, "0") {
+		return 0, usageErrorf("--by %s must be positive; an extension moves the expiry later", text)
+	}
 	l, err := client.ParseLifetime(text)
 	if err != nil {
 		return 0, usageErrorf("--by %q is neither a Go duration such as 36h nor days and hours such as 30d or 1d12h", text)

@@ -137,6 +137,7 @@ type DeletedSecret struct {
 	// RevokedGrants lists the machines that lost their grant on the
 	// secret.
 	RevokedGrants []string `json:"revokedGrants"`
+	Confirmation
 }
 
 // DeleteSecret deletes a secret with every version and grant. The server

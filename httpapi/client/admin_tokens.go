@@ -32,6 +32,7 @@ type AdminToken struct {
 	CreatedAt int64    `json:"createdAt,omitempty"`
 	ExpiresAt int64    `json:"expiresAt,omitempty"`
 	RevokedAt int64    `json:"revokedAt,omitempty"`
+	Confirmation
 }
 
 type adminTokenBody struct {

@@ -128,6 +128,20 @@ type Machine struct {
 	Grants       []string          `json:"grants"`
 	LastSeenAt   int64             `json:"lastSeenAt,omitempty"`
 	LastSeenIP   string            `json:"lastSeenIp,omitempty"`
+	Confirmation
+}
+
+// Confirmation is set in the response to a security-critical write (a
+// revoke, disable, deny, grant change, guardrail change, revert, purge,
+// secret delete or admin token revoke): how many nodes applied the write
+// before the server returned. Its fields are zero on other responses.
+type Confirmation struct {
+	ConfirmedNodes int `json:"confirmedNodes,omitempty"`
+	ClusterNodes   int `json:"clusterNodes,omitempty"`
+	// UnconfirmedNodes lists the nodes that did not confirm in time; each
+	// counts as stale and refuses machine and admin requests until it
+	// has applied the write.
+	UnconfirmedNodes []string `json:"unconfirmedNodes,omitempty"`
 }
 
 // Extension is one entry of a temporary machine's extension history.
