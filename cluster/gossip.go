@@ -84,7 +84,7 @@ type gossip struct {
 // transport can use its address book before gossip starts.
 func newGossip(n *Node) *gossip {
 	return &gossip{
-		logger:       n.logger.With("component", "gossip"),
+		logger:       n.baseLog.With("component", "gossip"),
 		events:       make(chan struct{}, 1),
 		name:         n.cfg.NodeID,
 		selfConflict: make(chan struct{}, 1),
@@ -139,7 +139,7 @@ func (n *Node) memberlistConfig(g *gossip) (*memberlist.Config, error) {
 	}
 	mc.SecretKey = n.cfg.GossipKey
 	mc.DeadNodeReclaimTime = n.cfg.DeadNodeReclaimTime
-	mc.Logger = newMemberlistLogger(n.logger)
+	mc.Logger = newMemberlistLogger(n.baseLog)
 	mc.LogOutput = nil
 	mc.Delegate = g
 	mc.Events = g

@@ -76,7 +76,7 @@ func startNode(t *testing.T, cfg Config, dir string) *testNode {
 	if err != nil {
 		t.Fatalf("open fsm for %s: %v", cfg.NodeID, err)
 	}
-	node, err := New(cfg, sm, testLogger())
+	node, err := New(cfg, sm, testLogger().With(keyNodeID, cfg.NodeID))
 	if err != nil {
 		sm.Close()
 		t.Fatalf("new node %s: %v", cfg.NodeID, err)

@@ -22,7 +22,12 @@ type Node struct {
 	cfg    Config
 	sm     stateMachine
 	logger *slog.Logger
-	tls    *tlsPair
+	// baseLog is the caller's logger, without this package's component
+	// attribute; Raft, gossip and memberlist name their own component.
+	// The caller adds the node id (keyward server does), so it is not
+	// repeated here.
+	baseLog *slog.Logger
+	tls     *tlsPair
 
 	// leaderLookup returns the leader as recorded by this node's Raft.
 	// Tests replace it to simulate a stale view of the leader.
@@ -98,7 +103,8 @@ func newNode(cfg Config, sm stateMachine, logger *slog.Logger) (*Node, error) {
 	n := &Node{
 		cfg:       cfg,
 		sm:        sm,
-		logger:    logger.With("component", "cluster", keyNodeID, cfg.NodeID),
+		logger:    logger.With("component", "cluster"),
+		baseLog:   logger,
 		tls:       newTLSPair(cfg.TLS),
 		deadSince: make(map[raft.ServerID]time.Time),
 		events:    newPeerEvents(cfg.NonceLogBytes),
@@ -131,7 +137,7 @@ func (n *Node) Start(ctx context.Context) error {
 func (n *Node) startLocked(ctx context.Context) error {
 	n.started = time.Now()
 	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
-	hcl := newHCLogAdapter(n.logger, "raft")
+	hcl := newHCLogAdapter(n.baseLog, "raft")
 
 	stores, err := openRaftStores(n.cfg.DataDir, n.cfg.SnapshotRetain, hcl)
 	if err != nil {
