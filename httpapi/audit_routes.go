@@ -412,9 +412,27 @@ func (s *Server) setEmailAlerts(rc *request, ac *adminCall) error {
 	if err := decodeJSON(rc.ctx.PostBody(), &in); err != nil {
 		return err
 	}
-	return s.proposeAlerts(rc, ac, fsm.CmdSetEmailAlerts, fsm.SetEmailAlertsPayload{
+	resp, err := s.propose(rc, proposal{typ: fsm.CmdSetEmailAlerts, actor: ac.actor, payload: fsm.SetEmailAlertsPayload{
 		VaultID: ac.vault.ID, Email: fsm.EmailAlerts{To: in.To, Actions: in.Actions},
-	})
+	}})
+	if err != nil {
+		return err
+	}
+	var a fsm.AlertSettings
+	if err := decodeResponse(resp, &a); err != nil {
+		return err
+	}
+	view := struct {
+		alertSettingsView
+		Warning string `json:"warning,omitempty"`
+	}{alertSettingsView: newAlertSettingsView(&a)}
+	// The leader sends email, so this node's relay only hints at the
+	// others'; the settings are stored either way.
+	if len(in.To) > 0 && (s.cfg.Delivery == nil || !s.cfg.Delivery.EmailEnabled()) {
+		view.Warning = "this node has no --smtp-addr; email alerts are sent by the leader, " +
+			"so start every node that can become leader with --smtp-addr"
+	}
+	return writeOK(rc, view)
 }
 
 // setExpiryWarnings serves PUT …/alerts/expiry-warnings

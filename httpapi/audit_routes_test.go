@@ -273,7 +273,12 @@ func TestAuditRoutes_RolesAndSettings(t *testing.T) {
 
 	var settings alertSettingsView
 	e.adminOK(t, http.StatusOK, "PUT", base+"/audit/retention", map[string]int{"days": 30}, &settings)
-	e.adminOK(t, http.StatusOK, "PUT", base+"/alerts/email", map[string]any{"to": []string{"ops@example.com"}, "actions": []string{"temp_machine_blocked"}}, &settings)
+	resp := e.admin(t, "PUT", base+"/alerts/email", map[string]any{"to": []string{"ops@example.com"}, "actions": []string{"temp_machine_blocked"}})
+	expectStatus(t, resp, http.StatusOK)
+	// This test node runs no delivery, so it has no mail relay.
+	if !strings.Contains(string(resp.body), "--smtp-addr") {
+		t.Errorf("email settings response %s, want a warning that this node has no --smtp-addr", resp.body)
+	}
 	e.adminOK(t, http.StatusOK, "PUT", base+"/alerts/expiry-warnings", map[string]any{"offsets": []string{"1h", "7d", "1d"}}, &settings)
 	e.adminOK(t, http.StatusOK, "GET", base+"/alerts", nil, &settings)
 	if settings.RetentionDays != 30 || settings.Email.To[0] != "ops@example.com" || strings.Join(settings.ExpiryWarnings, ",") != "7d,1d,1h" {

@@ -14,6 +14,7 @@ const maxEmailBatch = 200
 // moves the cursor through Raft. It does nothing when no relay is set.
 func (d *Dispatcher) RunEmail(ctx context.Context) {
 	if d.mailer == nil {
+		d.warnEmailWithoutSMTP()
 		return
 	}
 	// moved records when each vault's cursor was last written without a
@@ -31,6 +32,23 @@ func (d *Dispatcher) RunEmail(ctx context.Context) {
 		if !d.waitChange(ctx, changed, d.cfg.PollInterval) {
 			return
 		}
+	}
+}
+
+// EmailEnabled reports whether this node can send email alerts, which
+// needs --smtp-addr.
+func (d *Dispatcher) EmailEnabled() bool { return d.mailer != nil }
+
+// warnEmailWithoutSMTP logs, when this node becomes leader without a mail
+// relay, each vault whose email alerts it therefore cannot send.
+func (d *Dispatcher) warnEmailWithoutSMTP() {
+	for _, v := range d.sm.Vaults() {
+		s, err := d.sm.AlertSettings(v.ID)
+		if err != nil || len(s.Email.To) == 0 {
+			continue
+		}
+		d.logger.Warn("email alerts are configured but this leader has no --smtp-addr, so none are sent; "+
+			"start every node that can become leader with --smtp-addr", "vault_id", v.ID, "recipients", len(s.Email.To))
 	}
 }
 
