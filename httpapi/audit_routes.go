@@ -378,15 +378,25 @@ func (s *Server) getAlerts(rc *request, ac *adminCall) error {
 // proposeAlerts applies an alert settings command and responds with the
 // settings.
 func (s *Server) proposeAlerts(rc *request, ac *adminCall, typ fsm.CommandType, payload any) error {
-	resp, err := s.propose(rc, proposal{typ: typ, actor: ac.actor, payload: payload})
+	a, err := s.applyAlerts(rc, ac, typ, payload)
 	if err != nil {
 		return err
 	}
+	return writeOK(rc, newAlertSettingsView(a))
+}
+
+// applyAlerts applies an alert settings command and returns the vault's
+// settings after it.
+func (s *Server) applyAlerts(rc *request, ac *adminCall, typ fsm.CommandType, payload any) (*fsm.AlertSettings, error) {
+	resp, err := s.propose(rc, proposal{typ: typ, actor: ac.actor, payload: payload})
+	if err != nil {
+		return nil, err
+	}
 	var a fsm.AlertSettings
 	if err := decodeResponse(resp, &a); err != nil {
-		return err
+		return nil, err
 	}
-	return writeOK(rc, newAlertSettingsView(&a))
+	return &a, nil
 }
 
 // setAuditRetention serves PUT …/audit/retention {"days"}.
@@ -412,20 +422,16 @@ func (s *Server) setEmailAlerts(rc *request, ac *adminCall) error {
 	if err := decodeJSON(rc.ctx.PostBody(), &in); err != nil {
 		return err
 	}
-	resp, err := s.propose(rc, proposal{typ: fsm.CmdSetEmailAlerts, actor: ac.actor, payload: fsm.SetEmailAlertsPayload{
+	a, err := s.applyAlerts(rc, ac, fsm.CmdSetEmailAlerts, fsm.SetEmailAlertsPayload{
 		VaultID: ac.vault.ID, Email: fsm.EmailAlerts{To: in.To, Actions: in.Actions},
-	}})
+	})
 	if err != nil {
-		return err
-	}
-	var a fsm.AlertSettings
-	if err := decodeResponse(resp, &a); err != nil {
 		return err
 	}
 	view := struct {
 		alertSettingsView
 		Warning string `json:"warning,omitempty"`
-	}{alertSettingsView: newAlertSettingsView(&a)}
+	}{alertSettingsView: newAlertSettingsView(a)}
 	// The leader sends email, so this node's relay only hints at the
 	// others'; the settings are stored either way.
 	if len(in.To) > 0 && (s.cfg.Delivery == nil || !s.cfg.Delivery.EmailEnabled()) {

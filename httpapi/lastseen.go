@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"hash/maphash"
@@ -72,15 +73,7 @@ func (t *lastSeenTracker) drain() []fsm.LastSeen {
 			out = append(out, fsm.LastSeen{MachineID: fsm.MachineID(id), At: e.at, IP: e.ip.String()})
 		}
 	}
-	slices.SortFunc(out, func(a, b fsm.LastSeen) int {
-		switch {
-		case a.MachineID < b.MachineID:
-			return -1
-		case a.MachineID > b.MachineID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b fsm.LastSeen) int { return cmp.Compare(a.MachineID, b.MachineID) })
 	return out
 }
 

@@ -19,10 +19,7 @@ func newBootstrapTokenCmd(g *globalOptions) *cobra.Command {
 			"token is shown only once and is valid for 10 minutes.",
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlags(cmd, "vault"); err != nil {
-				return err
-			}
-			c, err := g.adminClient(true)
+			c, err := g.vaultAdminClient(cmd)
 			if err != nil {
 				return err
 			}

@@ -113,10 +113,7 @@ func newVaultTokenListCmd(g *globalOptions, vaultID *string, short string,
 		Short: short,
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlags(cmd, "vault"); err != nil {
-				return err
-			}
-			c, err := g.adminClient(true)
+			c, err := g.vaultAdminClient(cmd)
 			if err != nil {
 				return err
 			}
@@ -141,10 +138,7 @@ func newVaultTokenRevokeCmd(g *globalOptions, vaultID *string, short, noun strin
 		Short: short,
 		Args:  exactArgs("TOKEN_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "vault"); err != nil {
-				return err
-			}
-			c, err := g.adminClient(true)
+			c, err := g.vaultAdminClient(cmd)
 			if err != nil {
 				return err
 			}

@@ -74,10 +74,7 @@ func newMachineListCmd(g *globalOptions, v *machineVault) *cobra.Command {
 		Short: "List the machines of a vault",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlags(cmd, "vault"); err != nil {
-				return err
-			}
-			c, err := g.adminClient(true)
+			c, err := g.vaultAdminClient(cmd)
 			if err != nil {
 				return err
 			}

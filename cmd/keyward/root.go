@@ -194,6 +194,15 @@ func (g *globalOptions) adminClient(needToken bool) (*client.Client, error) {
 	return client.New(g.addr, g.clientOptions(client.WithToken(token), client.WithIdempotencyPrefix(g.idempotencyKey))...)
 }
 
+// vaultAdminClient requires --vault on cmd and returns the admin client,
+// the first steps of every vault-scoped subcommand.
+func (g *globalOptions) vaultAdminClient(cmd *cobra.Command) (*client.Client, error) {
+	if err := requireFlags(cmd, "vault"); err != nil {
+		return nil, err
+	}
+	return g.adminClient(true)
+}
+
 // clientOptions returns the HTTP options shared by operator and machine
 // clients, followed by extra.
 func (g *globalOptions) clientOptions(extra ...client.Option) []client.Option {

@@ -219,10 +219,7 @@ func newSecretDeleteCmd(g *globalOptions, vaultID *string) *cobra.Command {
 		Short: "Delete a secret with every version and grant; the value cannot be recovered",
 		Args:  exactArgs("SECRET_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "vault"); err != nil {
-				return err
-			}
-			c, err := g.adminClient(true)
+			c, err := g.vaultAdminClient(cmd)
 			if err != nil {
 				return err
 			}

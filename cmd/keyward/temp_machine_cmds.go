@@ -125,10 +125,7 @@ func newHistoryCmd(g *globalOptions, v *machineVault) *cobra.Command {
 		Short: "Show a machine's extension history, reverted entries included",
 		Args:  exactArgs("MACHINE_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "vault"); err != nil {
-				return err
-			}
-			c, err := g.adminClient(true)
+			c, err := g.vaultAdminClient(cmd)
 			if err != nil {
 				return err
 			}

@@ -100,10 +100,7 @@ func newWebhookListCmd(g *globalOptions, vault *string) *cobra.Command {
 		Short: "List the vault's webhooks",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlags(cmd, "vault"); err != nil {
-				return err
-			}
-			c, err := g.adminClient(true)
+			c, err := g.vaultAdminClient(cmd)
 			if err != nil {
 				return err
 			}
@@ -194,10 +191,7 @@ func newWebhookDeleteCmd(g *globalOptions, vault *string) *cobra.Command {
 		Short: "Delete a webhook and its delivery log",
 		Args:  exactArgs("WEBHOOK_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "vault"); err != nil {
-				return err
-			}
-			c, err := g.adminClient(true)
+			c, err := g.vaultAdminClient(cmd)
 			if err != nil {
 				return err
 			}
@@ -228,10 +222,7 @@ func newWebhookTestCmd(g *globalOptions, vault *string) *cobra.Command {
 		Short: "Send a signed webhook_test event and show the receiver's answer",
 		Args:  exactArgs("WEBHOOK_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "vault"); err != nil {
-				return err
-			}
-			c, err := g.adminClient(true)
+			c, err := g.vaultAdminClient(cmd)
 			if err != nil {
 				return err
 			}
@@ -270,10 +261,7 @@ func newWebhookDeliveriesCmd(g *globalOptions, vault *string) *cobra.Command {
 		Short: "Show a webhook's delivery log, newest first",
 		Args:  exactArgs("WEBHOOK_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requireFlags(cmd, "vault"); err != nil {
-				return err
-			}
-			c, err := g.adminClient(true)
+			c, err := g.vaultAdminClient(cmd)
 			if err != nil {
 				return err
 			}
