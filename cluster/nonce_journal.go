@@ -190,8 +190,8 @@ func (s *journalSegment) read(nowMs int64) ([]eventBlob, error) {
 }
 
 // append writes one batch whose latest nonce expires at expires (Unix
-// milliseconds). A failure is counted and logged at most once a minute;
-// the batch then lives only in memory and in the peers.
+// milliseconds). A failed write is counted and logged at most once a
+// minute, and the batch then lives only in memory and on the peers.
 func (j *nonceJournal) append(data []byte, expires int64, now time.Time) {
 	frame := make([]byte, journalFrameHeader+len(data))
 	binary.BigEndian.PutUint32(frame[0:4], uint32(len(data)))

@@ -78,8 +78,8 @@ func applyCreateAdminToken(t *tx, c *Command) (any, error) {
 
 // applyRevokeAdminToken revokes an admin token by its public id. The last
 // owner token for every vault without an expiry cannot be revoked, because
-// nobody could then manage tokens; create another such token first. Revoking a revoked
-// token succeeds without change.
+// no token could then manage tokens. Revoking a revoked token succeeds
+// without change.
 func applyRevokeAdminToken(t *tx, c *Command) (any, error) {
 	var p RevokeAdminTokenPayload
 	if err := decodePayload(c, &p); err != nil {
@@ -92,7 +92,7 @@ func applyRevokeAdminToken(t *tx, c *Command) (any, error) {
 	if tok.RevokedAt != 0 {
 		return tok, nil
 	}
-	if isRootOwner(tok, c.Time) && t.rootOwnerCount(c.Time) == 1 {
+	if isRootOwner(tok) && t.rootOwnerCount() == 1 {
 		return nil, rejectf(ErrConflict, "admin token %s is the last owner token for every vault without an expiry; "+
 			"create another owner token with vaults [\"*\"] and no ttl before revoking it", p.ID)
 	}
@@ -105,8 +105,8 @@ func applyRevokeAdminToken(t *tx, c *Command) (any, error) {
 
 // isRootOwner reports whether tok is an unrevoked owner token for every
 // vault that never expires. A token with an expiry does not count, because
-// once it expired nobody could manage tokens any more.
-func isRootOwner(tok *AdminToken, _ int64) bool {
+// once it expires no token may be left to manage tokens.
+func isRootOwner(tok *AdminToken) bool {
 	return tok.RevokedAt == 0 && tok.ExpiresAt == 0 && tok.Role == RoleOwner && slices.Equal(tok.Vaults, []string{"*"})
 }
 

@@ -231,7 +231,7 @@ func TestFSM_RevokeAdminToken(t *testing.T) {
 
 	roots := 0
 	for _, tok := range h.f.AdminTokens() {
-		if isRootOwner(tok, h.now) {
+		if isRootOwner(tok) {
 			roots++
 		}
 	}
@@ -251,7 +251,7 @@ func TestFSM_RevokeAdminToken(t *testing.T) {
 	// A vault-scoped owner does not count as a root owner, so the last
 	// root owner cannot be revoked.
 	for _, tok := range h.f.AdminTokens() {
-		if isRootOwner(tok, h.now) {
+		if isRootOwner(tok) {
 			h.expectReject(CmdRevokeAdminToken, RevokeAdminTokenPayload{ID: tok.ID}, ErrConflict)
 		}
 	}

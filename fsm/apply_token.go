@@ -86,8 +86,8 @@ func checkNoAccessLists(tok *BootstrapToken) error {
 }
 
 // checkEnrollmentAccess checks the project and secret lists of an
-// enrollment token against the state: every project belongs to the
-// token's vault and every secret to one of the listed projects, because a
+// enrollment token against the state. Every project must belong to the
+// token's vault, and every secret to one of the listed projects, because a
 // grant outside the machine's projects could never be used. The lists are
 // sorted and de-duplicated in place.
 func checkEnrollmentAccess(t *tx, tok *BootstrapToken) error {

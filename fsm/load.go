@@ -339,7 +339,7 @@ func (p *decodePool) failed() error {
 }
 
 // wait hands over the last chunk, stops the workers and returns the first
-// error. It must be called exactly once.
+// error. Callers call it once: a second call would close a closed channel.
 func (p *decodePool) wait() error {
 	if p.chunk != nil {
 		p.jobs <- p.chunk

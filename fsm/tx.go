@@ -278,10 +278,10 @@ func (t *tx) adminTokenByID(id string) (*AdminToken, bool) {
 }
 
 // rootOwnerCount counts the usable owner tokens for every vault.
-func (t *tx) rootOwnerCount(now int64) int {
+func (t *tx) rootOwnerCount() int {
 	n := 0
 	for _, tok := range t.adminTokens() {
-		if isRootOwner(tok, now) {
+		if isRootOwner(tok) {
 			n++
 		}
 	}

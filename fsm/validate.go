@@ -34,9 +34,9 @@ const (
 	MaxExtensions       = 1_000
 	MaxExpireBatch      = 10_000
 	MaxLastSeenBatch    = 5_000
-	// MaxSecretVersions is how many versions of a secret are kept; an
-	// update past it deletes the oldest, so a secret rotated every minute
-	// does not grow its history and the snapshots without bound.
+	// MaxSecretVersions is how many versions of a secret are kept. An
+	// update past it deletes the oldest, so the history and the snapshots
+	// stay bounded for a secret that is rotated often.
 	MaxSecretVersions = 100
 	MaxEnrollmentUses = 10_000
 	MaxTokenVaults    = 1_000

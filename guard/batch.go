@@ -11,8 +11,8 @@ import (
 // DefaultMaxBatch is the default largest batch of a BatchVerifier. On the
 // host of docs/benchmarks.md a batch of 32 costs about 0.56 of a single
 // verification per signature and one of 64 about 0.54
-// (BenchmarkVerifyPerSignature), so 32 keeps most of the gain at half the
-// time a batch holds its requests.
+// (BenchmarkVerifyPerSignature). So 32 keeps most of the gain while a
+// batch holds its requests half as long as one of 64.
 const DefaultMaxBatch = 32
 
 // BatchVerifier verifies the signatures of concurrent requests together

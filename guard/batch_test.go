@@ -243,7 +243,7 @@ func processCPU() time.Duration {
 
 // TestBatchVerifier_PanicReleasesQueuedRequests makes the verification of
 // a batch panic (a job without a key) and checks that the request queued
-// in it is answered and the slot is freed, so that nothing hangs.
+// in it gets a result and the slot is freed, so that nothing hangs.
 func TestBatchVerifier_PanicReleasesQueuedRequests(t *testing.T) {
 	msg := benchmarkMessage()
 	keys, sigs := testKeys(t, 1, msg)

@@ -104,8 +104,8 @@ type ExpandedPublicKey struct {
 func (pk *PublicKey) Expand() *ExpandedPublicKey {
 	expanded, err := voi.NewExpandedPublicKey(pk.raw[:])
 	if err != nil {
-		// ParsePublicKey already decompressed this point, so the expansion
-		// cannot fail.
+		// Every PublicKey comes from ParsePublicKey, which already
+		// decompressed this point, so an error here is a bug.
 		panic(fmt.Sprintf("guard: expand a checked public key: %v", err))
 	}
 	return &ExpandedPublicKey{expanded: expanded}

@@ -145,8 +145,8 @@ func clientMessage(err error, status int) string {
 	return msg
 }
 
-// diskFullMessage tells the client which node's disk refused the write, and
-// that the write was not applied.
+// diskFullMessage returns the message of a 507: which node's disk rejected
+// the write, and that the write was not applied.
 func diskFullMessage(err error) string {
 	return "The write was not applied: " + strings.TrimPrefix(err.Error(), "cluster: ") +
 		". Retry in a moment: in a cluster, leadership moves to a node with space"

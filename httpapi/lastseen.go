@@ -21,9 +21,9 @@ const defaultLastSeenInterval = time.Minute
 const lastSeenShards = 64
 
 // lastSeenTracker collects, per node, the latest accepted signed request of
-// each machine. The request path only stores into a sharded map, so no
-// disk write and no Raft round trip is added to a read; a loop writes the
-// collected entries through Raft once per interval.
+// each machine. The request path only stores into a sharded map, so a read
+// gains no disk write and no Raft round trip. A loop writes the collected
+// entries through Raft once per interval.
 type lastSeenTracker struct {
 	seed   maphash.Seed
 	shards [lastSeenShards]lastSeenShard

@@ -209,10 +209,9 @@ func (s *Server) authFailure(rc *request, machineID string, m *fsm.Machine, reas
 	ev.Detail = reason
 	ev.Fields = map[string]any{"reason": reason}
 	if m == nil {
-		// The id of an unknown machine is whatever the caller sent. Kept
-		// out of the coalescing key, so random ids from one address fold
-		// into one entry per minute instead of one entry each; the first
-		// entry keeps the id it claimed.
+		// The id of an unknown machine is whatever the caller sent, so it
+		// stays out of the coalescing key: random ids from one address
+		// fold into one entry per minute. The first entry keeps the id.
 		ev.MachineID, ev.ActorID = "", ""
 		ev.Fields["claimedMachineId"] = machineID
 	}

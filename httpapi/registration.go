@@ -210,9 +210,9 @@ type registration struct {
 
 // proposeRegistration consumes one use of the token and creates the
 // machine: pending for standard and temp tokens, active for enrollment
-// tokens. A standard machine is named after its host; a temporary one
-// takes the name chosen when its token was issued; an enrolled one takes
-// the name it asks for, or else its host name.
+// tokens. A standard machine is named after its host, and a temporary one
+// takes the name chosen when its token was issued. An enrolled machine
+// takes the name in its request, or else its host name.
 func (s *Server) proposeRegistration(rc *request, r registration) (*fsm.Machine, error) {
 	machineID := newMachineID()
 	payload := fsm.RegisterMachinePayload{

@@ -243,7 +243,7 @@ func (c *testCluster) agreedLeader(skip []*testNode) (*testNode, bool) {
 	leaderID := ""
 	for _, n := range c.running(skip) {
 		h, err := c.health(n)
-		// A node answers admin and machine requests only once ready.
+		// A node serves admin and machine requests only once ready.
 		if err != nil || h.LeaderID == "" || !h.Ready {
 			return nil, false
 		}

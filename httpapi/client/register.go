@@ -29,8 +29,8 @@ type RegisterRequest struct {
 	Enroll bool
 	// VaultID is the vault of a temporary-machine or enrollment token.
 	VaultID string
-	// Name is the machine name an enrolling host asks for; empty means
-	// the host name. Other token kinds fix the name on the server.
+	// Name is the machine name an enrolling host requests; empty means the
+	// host name. Other token kinds fix the name on the server.
 	Name string
 	// Hostname is reported to the server; empty means os.Hostname().
 	Hostname string

@@ -138,9 +138,9 @@ type Machine struct {
 type Confirmation struct {
 	ConfirmedNodes int `json:"confirmedNodes,omitempty"`
 	ClusterNodes   int `json:"clusterNodes,omitempty"`
-	// UnconfirmedNodes lists the nodes that did not confirm in time; each
-	// counts as stale and refuses machine and admin requests until it
-	// has applied the write.
+	// UnconfirmedNodes lists the nodes that did not confirm in time. Each
+	// counts as stale and rejects machine and admin requests until it has
+	// applied the write.
 	UnconfirmedNodes []string `json:"unconfirmedNodes,omitempty"`
 }
 
