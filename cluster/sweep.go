@@ -74,18 +74,14 @@ func SweepOnce(ctx context.Context, apply Applier, sm *fsm.FSM, cfg SweepConfig)
 }
 
 // dueMachines returns the machines that are past their expiry at nowMs and
-// not yet marked expired or revoked, in vault and registration order.
+// not yet marked expired or revoked, in expiry order. The state's expiry
+// index lists only machines with an expiry that are still in force, so a
+// sweep reads the machines due, not every machine.
 func dueMachines(sm *fsm.FSM, nowMs int64) []fsm.MachineID {
 	var due []fsm.MachineID
-	for _, v := range sm.Vaults() {
-		for _, m := range sm.Machines(v.ID) {
-			rec := &m.Machine
-			if rec.Status == fsm.StatusExpired || rec.Status == fsm.StatusRevoked {
-				continue
-			}
-			if rec.ExpiresAt != 0 && rec.Expired(nowMs) {
-				due = append(due, rec.ID)
-			}
+	for _, m := range sm.MachinesExpiringBy(nowMs) {
+		if m.Machine.Expired(nowMs) {
+			due = append(due, m.Machine.ID)
 		}
 	}
 	return due

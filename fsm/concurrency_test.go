@@ -46,6 +46,7 @@ func TestFSM_ReadersDuringApplies(t *testing.T) {
 	if checksum(t, f) != checksum(t, want) {
 		t.Fatal("state after concurrent reads differs from a quiet apply")
 	}
+	checkMachineIndex(t, f)
 }
 
 func readEverything(t *testing.T, f *FSM, reader int) {

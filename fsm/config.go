@@ -27,6 +27,11 @@ type Config struct {
 	// Every node of a cluster must use the same value, because pruning
 	// changes the replicated state.
 	IdempotencyWindow time.Duration
+
+	// MachineCacheEntries bounds the machines held in memory; the others
+	// are read from the store when a request names them. Zero means
+	// DefaultMachineCacheEntries.
+	MachineCacheEntries int
 }
 
 // DefaultConfig returns a Config with every default set and Dir empty.
@@ -38,6 +43,9 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	if c.Dir == "" {
 		return fmt.Errorf("fsm config: dir is empty; set the Pebble directory")
+	}
+	if c.MachineCacheEntries < 0 {
+		return fmt.Errorf("fsm config: machine-cache-entries %d is negative; use 0 for the default of %d", c.MachineCacheEntries, DefaultMachineCacheEntries)
 	}
 	if c.IdempotencyWindow < time.Minute {
 		return fmt.Errorf("fsm config: idempotency-window %s is below the minimum of 1m", c.IdempotencyWindow)

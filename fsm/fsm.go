@@ -31,6 +31,8 @@ type FSM struct {
 	cfg Config
 	log *slog.Logger
 	db  *pebble.DB
+	// st guards the store reads of the indexes against Close.
+	st *store
 	// opts are the options db was opened with, defaults filled in. Restore
 	// writes its tables with them.
 	opts *pebble.Options
@@ -92,7 +94,7 @@ func Open(cfg Config, logger *slog.Logger) (*FSM, error) {
 		return nil, fmt.Errorf("open pebble at %s: %w", cfg.Dir, err)
 	}
 
-	f := &FSM{cfg: cfg, log: logger, db: db, opts: opts}
+	f := &FSM{cfg: cfg, log: logger, db: db, opts: opts, st: &store{db: db, log: logger}}
 	signal := make(chan struct{})
 	f.appliedSignal.Store(&signal)
 	if err := f.load(); err != nil {
@@ -112,6 +114,7 @@ func (f *FSM) Close() error {
 	if f.closed.Swap(true) {
 		return nil
 	}
+	f.st.close()
 	if err := f.db.Close(); err != nil {
 		return fmt.Errorf("close pebble at %s: %w", f.cfg.Dir, err)
 	}
@@ -184,6 +187,11 @@ func (f *FSM) setApplied(index uint64) {
 	close(*f.appliedSignal.Swap(&next))
 }
 
+// newIndexes returns empty indexes that read machines from f's store.
+func (f *FSM) newIndexes() *indexes {
+	return newIndexes(f.st, f.cfg.MachineCacheEntries)
+}
+
 // load reads the applied index, the prune cutoff and every indexed record.
 func (f *FSM) load() error {
 	var applied appliedRecord
@@ -195,7 +203,10 @@ func (f *FSM) load() error {
 		return err
 	}
 
-	idx, err := loadIndexes(f.db)
+	if err := ensureMachineIndex(f.db); err != nil {
+		return fmt.Errorf("build the machine index: %w", err)
+	}
+	idx, err := loadIndexes(f.db, f.newIndexes())
 	if err != nil {
 		return err
 	}

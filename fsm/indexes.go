@@ -187,7 +187,7 @@ type indexes struct {
 	vaults          *shardedMap[VaultID, *vaultEntry]
 	projects        *shardedMap[ProjectID, *Project]
 	secrets         *shardedMap[SecretID, *secretEntry]
-	machines        *shardedMap[MachineID, *MachineEntry]
+	machines        *machineCache
 	adminTokens     *shardedMap[string, *AdminToken]
 	bootstrapTokens *shardedMap[string, *BootstrapToken]
 	// bootstrapByID maps tokenIDKey(vault, id) to the token hash.
@@ -198,22 +198,22 @@ type indexes struct {
 	listMu           sync.RWMutex
 	projectsByVault  map[VaultID]map[ProjectID]struct{}
 	secretsByProject map[ProjectID]map[SecretID]struct{}
-	machinesByVault  map[VaultID]map[MachineID]struct{}
 	tokensByVault    map[VaultID]map[string]struct{}
 }
 
-func newIndexes() *indexes {
+// newIndexes returns empty indexes whose machine cache reads st and holds
+// at most machineCacheEntries entries (0 means the default).
+func newIndexes(st *store, machineCacheEntries int) *indexes {
 	return &indexes{
 		vaults:           newShardedMap[VaultID, *vaultEntry](),
 		projects:         newShardedMap[ProjectID, *Project](),
 		secrets:          newShardedMap[SecretID, *secretEntry](),
-		machines:         newShardedMap[MachineID, *MachineEntry](),
+		machines:         newMachineCache(st, machineCacheEntries),
 		adminTokens:      newShardedMap[string, *AdminToken](),
 		bootstrapTokens:  newShardedMap[string, *BootstrapToken](),
 		bootstrapByID:    newShardedMap[string, string](),
 		projectsByVault:  make(map[VaultID]map[ProjectID]struct{}),
 		secretsByProject: make(map[ProjectID]map[SecretID]struct{}),
-		machinesByVault:  make(map[VaultID]map[MachineID]struct{}),
 		tokensByVault:    make(map[VaultID]map[string]struct{}),
 	}
 }
@@ -303,21 +303,9 @@ func (ix *indexes) publishBootstrapToken(tok *BootstrapToken) {
 }
 
 func (ix *indexes) publishMachine(c *change) {
-	id := MachineID(c.id)
 	if c.deleted {
-		old, ok := ix.machines.get(id)
-		ix.machines.del(id)
-		if ok {
-			ix.listMu.Lock()
-			delete(ix.machinesByVault[old.Machine.VaultID], id)
-			ix.listMu.Unlock()
-		}
+		ix.machines.publish(MachineID(c.id), nil)
 		return
 	}
-
-	e := c.entry.(*MachineEntry)
-	ix.machines.set(id, e)
-	ix.listMu.Lock()
-	addMember(ix.machinesByVault, e.Machine.VaultID, id)
-	ix.listMu.Unlock()
+	ix.machines.publish(MachineID(c.id), c.entry.(*MachineEntry))
 }

@@ -11,21 +11,20 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
-
-	"github.com/keyward/keyward/guard"
 )
 
 // indexedPrefixes are the record kinds that the in-memory indexes are built
 // from, in key order. Open scans only these, so the audit log, idempotency
 // records and secret versions, most of a large store, are never read.
+// Machines are not among them: the machine cache reads them on demand.
 var indexedPrefixes = []string{
-	prefixAdminToken, prefixBootstrapToken, prefixMachine, prefixMeta, prefixProject, prefixSecret, prefixVault,
+	prefixAdminToken, prefixBootstrapToken, prefixMeta, prefixProject, prefixSecret, prefixVault,
 }
 
-// loadIndexes builds the in-memory indexes from the records of r. It runs
-// at Open, before the indexes are visible to readers.
-func loadIndexes(r pebble.Reader) (*indexes, error) {
-	b := newIndexBuilder()
+// loadIndexes fills ix, which is empty, from the records of r. It runs at
+// Open, before the indexes are visible to readers.
+func loadIndexes(r pebble.Reader, ix *indexes) (*indexes, error) {
+	b := newIndexBuilder(ix)
 	for _, prefix := range indexedPrefixes {
 		if err := scanPrefix(r, prefix, b.add); err != nil {
 			b.abort()
@@ -81,8 +80,7 @@ type indexBuilder struct {
 	pool *decodePool
 }
 
-func newIndexBuilder() *indexBuilder {
-	ix := newIndexes()
+func newIndexBuilder(ix *indexes) *indexBuilder {
 	return &indexBuilder{ix: ix, pending: make(map[SecretID]*Secret), pool: newDecodePool(ix)}
 }
 
@@ -100,7 +98,7 @@ func (b *indexBuilder) add(key, value []byte) error {
 	var err error
 	switch string(key[:slash+1]) {
 	case prefixMachine:
-		b.pool.queue(loadMachine, key, value)
+		b.pool.queue(checkMachine, key, value)
 	case prefixBootstrapToken:
 		b.pool.queue(loadBootstrapToken, key, value)
 	case prefixAdminToken:
@@ -372,21 +370,11 @@ func loadProject(ix *indexes, value []byte) error {
 	return nil
 }
 
-func loadMachine(ix *indexes, value []byte) error {
-	var m Machine
-	if err := json.Unmarshal(value, &m); err != nil {
-		return err
-	}
-	key, err := guard.ParsePublicKey(m.PublicKey)
-	if err != nil {
-		return err
-	}
-	policy, err := compileGuardrails(m.Guardrails)
-	if err != nil {
-		return err
-	}
-	ix.publishMachine(&change{kind: kindMachine, id: string(m.ID), entry: newMachineEntry(m, key, policy)})
-	return nil
+// checkMachine checks that a machine record of a snapshot decodes into an
+// entry. Machines are not loaded: the cache reads them from the store.
+func checkMachine(_ *indexes, value []byte) error {
+	_, err := decodeMachineEntry(value)
+	return err
 }
 
 func loadAdminToken(ix *indexes, value []byte) error {

@@ -10,8 +10,9 @@ import (
 	"github.com/keyward/keyward/guard"
 )
 
-// BenchmarkIndexMemory loads n machines into a fresh set of indexes the
-// way a restart loads them, from records decoded from their JSON. Each
+// BenchmarkIndexMemory loads n machines into a fresh set of indexes whose
+// machine cache holds them all, from records decoded from their JSON, the
+// way a read that misses the cache loads one. Each
 // machine has one project attachment, one grant and the used standard
 // bootstrap token it registered with. It reports the Go heap they hold
 // per machine and per token. The figure covers the indexes only, without
@@ -72,7 +73,7 @@ func measureIndexMemory(b *testing.B, n int) (perMachine, perToken float64) {
 		return data
 	}
 
-	ix := newIndexes()
+	ix := newIndexes(nil, n)
 	base := heapInUse()
 	for i := range n {
 		var m Machine

@@ -111,6 +111,7 @@ func propRevert(rt *rapid.T, h *harness, model *extensionModel) {
 
 func checkProperties(rt *rapid.T, h *harness, model *extensionModel, before Machine) {
 	m := h.machine(machine1)
+	checkMachineIndex(h.t, h.f)
 	if m.ExpiresAt != model.expiresAt {
 		rt.Fatalf("expiry %d, model %d", m.ExpiresAt, model.expiresAt)
 	}

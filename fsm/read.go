@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	"github.com/keyward/keyward/guard"
 )
 
@@ -19,12 +21,22 @@ func (f *FSM) Machine(id MachineID) (*MachineEntry, bool) {
 }
 
 // Machines returns the machines of a vault sorted by RegisteredAt, then ID.
+// It reads the vault's machine index from the store and does not add the
+// machines it reads to the cache. After Close it returns nil.
 func (f *FSM) Machines(vault VaultID) []*MachineEntry {
 	ix := f.idx.Load()
-	ids := members(&ix.listMu, ix.machinesByVault, vault)
+	var ids []MachineID
+	var err error
+	if !f.st.read(func(db *pebble.DB) { ids, err = machineIDsInVault(db, vault) }) {
+		return nil
+	}
+	if err != nil {
+		f.log.Error("list machines failed", "vault_id", vault, "error", err)
+		return nil
+	}
 	out := make([]*MachineEntry, 0, len(ids))
 	for _, id := range ids {
-		if e, ok := ix.machines.get(id); ok {
+		if e, ok := ix.machines.peek(id); ok {
 			out = append(out, e)
 		}
 	}
@@ -34,6 +46,40 @@ func (f *FSM) Machines(vault VaultID) []*MachineEntry {
 		}
 		return strings.Compare(string(a.Machine.ID), string(b.Machine.ID))
 	})
+	return out
+}
+
+// MachinesExpiringBy returns the machines of every vault that have an
+// expiry at or before atMs (Unix milliseconds) and are neither expired nor
+// revoked, in expiry order, then by ID. The expiry sweep and the expiry
+// warnings use it, so their cost follows the machines due rather than all
+// machines. After Close it returns nil.
+func (f *FSM) MachinesExpiringBy(atMs int64) []*MachineEntry {
+	ix := f.idx.Load()
+	var ids []MachineID
+	var err error
+	ok := f.st.read(func(db *pebble.DB) {
+		err = scanIDs(db, prefixMachineExpiry, machineExpiryBound(atMs), func(id string) bool {
+			ids = append(ids, MachineID(id))
+			return true
+		})
+	})
+	if !ok {
+		return nil
+	}
+	if err != nil {
+		f.log.Error("list expiring machines failed", "error", err)
+		return nil
+	}
+	out := make([]*MachineEntry, 0, len(ids))
+	for _, id := range ids {
+		e, ok := ix.machines.peek(id)
+		// The index and the cache are read at different moments, so an
+		// entry changed in between is checked again.
+		if ok && machineExpiryKey(&e.Machine) != "" && e.Machine.ExpiresAt <= atMs {
+			out = append(out, e)
+		}
+	}
 	return out
 }
 

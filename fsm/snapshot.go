@@ -189,6 +189,10 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("restore: ingest %d tables: %w", len(r.tables), err)
 	}
 
+	// A snapshot of an older build has no machine index records.
+	if err := ensureMachineIndex(f.db); err != nil {
+		return fmt.Errorf("restore: build the machine index: %w", err)
+	}
 	f.idx.Store(r.ix)
 	f.appliedTerm = r.term
 	f.pruneCutoff = r.prune.Cutoff
@@ -232,7 +236,7 @@ func (f *FSM) readSnapshotTables(rc io.Reader, dir string) (*restoredState, erro
 		opts:    f.opts.MakeWriterOptions(len(f.opts.Levels)-1, f.db.TableFormat()),
 		applied: mustJSON(appliedRecord{Index: index, Term: term}),
 	}
-	b := newIndexBuilder()
+	b := newIndexBuilder(f.newIndexes())
 	count, err := readRecords(s, func(key, value []byte) error {
 		if err := tables.set(key, value); err != nil {
 			return err

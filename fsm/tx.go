@@ -113,6 +113,13 @@ func (t *tx) stageChange(c *change) {
 // batch, in the order they were made.
 func (t *tx) commitCommand() {
 	for _, c := range t.stagedOrder {
+		if c.kind == kindMachine {
+			var next *Machine
+			if !c.deleted {
+				next = &c.entry.(*MachineEntry).Machine
+			}
+			t.indexMachineChange(MachineID(c.id), t.committedMachine(MachineID(c.id)), next)
+		}
 		if c.deleted {
 			t.mustDelete(c.key)
 		} else {
@@ -291,7 +298,12 @@ func (t *tx) rootOwnerCount() int {
 // machinesInVault returns the machines of vault, committed or staged in
 // this batch, sorted by id.
 func (t *tx) machinesInVault(vault VaultID) []*MachineEntry {
-	ids := members(&t.idx.listMu, t.idx.machinesByVault, vault)
+	// The batch holds the index records of the batch's earlier commands,
+	// and its iterator reads through to the store.
+	ids, err := machineIDsInVault(t.batch, vault)
+	if err != nil {
+		panic(fmt.Sprintf("fsm: list the machines of vault %s during apply: %v (replicas would diverge)", vault, err))
+	}
 	for _, id := range t.uncommittedIDs(kindMachine) {
 		ids = append(ids, MachineID(id))
 	}

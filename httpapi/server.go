@@ -142,6 +142,9 @@ func (s *Server) setUpMetrics() error {
 	if err := registerVerifyMetrics(reg, s.keyCache, s.verifier); err != nil {
 		return err
 	}
+	if err := registerMachineCacheMetrics(reg, s.sm); err != nil {
+		return err
+	}
 	s.series = newRequestSeries(s.metrics)
 	s.metricsHandler = newMetricsHandler(reg)
 	return nil

@@ -56,20 +56,33 @@ func (d *Dispatcher) RunExpiryWarnings(ctx context.Context) {
 // expires within a day gets the one-day warning, not the week one as well.
 func (d *Dispatcher) warnAll(ctx context.Context) {
 	now := d.cfg.Now().UnixMilli()
+	offsets := make(map[fsm.VaultID][]int64)
+	var horizon int64
 	for _, v := range d.sm.Vaults() {
 		s, err := d.sm.AlertSettings(v.ID)
 		if err != nil || len(s.ExpiryWarnings) == 0 {
 			continue
 		}
-		for _, e := range d.sm.Machines(v.ID) {
-			if ctx.Err() != nil {
-				return
-			}
-			if offset, ok := dueOffset(&e.Machine, s.ExpiryWarnings, now); ok && !d.warned(&e.Machine, offset) {
-				d.apply(ctx, fsm.CmdExpiryWarning, fsm.ExpiryWarningPayload{
-					VaultID: v.ID, MachineID: e.Machine.ID, OffsetMs: offset, ExpiresAt: e.Machine.ExpiresAt,
-				})
-			}
+		offsets[v.ID] = s.ExpiryWarnings
+		horizon = max(horizon, slices.Max(s.ExpiryWarnings))
+	}
+	if len(offsets) == 0 {
+		return
+	}
+	// Only machines expiring within the largest offset can be due.
+	for _, e := range d.sm.MachinesExpiringBy(now + horizon) {
+		if ctx.Err() != nil {
+			return
+		}
+		m := &e.Machine
+		vaultOffsets, ok := offsets[m.VaultID]
+		if !ok {
+			continue
+		}
+		if offset, ok := dueOffset(m, vaultOffsets, now); ok && !d.warned(m, offset) {
+			d.apply(ctx, fsm.CmdExpiryWarning, fsm.ExpiryWarningPayload{
+				VaultID: m.VaultID, MachineID: m.ID, OffsetMs: offset, ExpiresAt: m.ExpiresAt,
+			})
 		}
 	}
 }

@@ -70,6 +70,8 @@ type serverOptions struct {
 	// --verify-batch-size.
 	keyCacheBytes int64
 	verifyBatch   int
+	// machineCache is --machine-cache-entries.
+	machineCache int
 
 	// allowBroadTrustedProxies accepts --trusted-proxies prefixes shorter
 	// than /8 (IPv4) or /32 (IPv6).
@@ -119,6 +121,8 @@ func newServerCmd() *cobra.Command {
 	f.IntVar(&o.nonceLogBytes, "nonce-log-bytes", cluster.DefaultConfig().NonceLogBytes, "Bytes of recent nonces kept for peers that restart; raise it when the cluster accepts more than about 6,000 requests per second.")
 	f.Int64Var(&o.keyCacheBytes, "key-cache-bytes", guard.DefaultKeyCacheBytes,
 		fmt.Sprintf("Bytes of memory for expanded Ed25519 keys of the machines that sign requests (%d bytes each); 0 expands none, which makes each verification about a quarter slower and turns batching off.", guard.KeyCacheEntryBytes))
+	f.IntVar(&o.machineCache, "machine-cache-entries", fsm.DefaultMachineCacheEntries,
+		"Machines held in memory, about 600 bytes each; a machine outside them costs one read of the data directory on its next request.")
 	f.IntVar(&o.verifyBatch, "verify-batch-size", guard.DefaultMaxBatch,
 		"Most signatures of concurrent requests verified together, from 1 to 1024; 1 verifies each on its own.")
 	throttle := guard.DefaultBlockThrottleConfig()
@@ -229,7 +233,7 @@ func runServer(ctx context.Context, o serverOptions) error {
 	if err := cluster.WaitForStartSpace(ctx, o.dataDir, cluster.DefaultConfig().DiskReserveBytes, logger); err != nil {
 		return err
 	}
-	sm, err := fsm.Open(fsm.Config{Dir: filepath.Join(o.dataDir, "fsm"), Keyring: keyring}, logger)
+	sm, err := fsm.Open(fsm.Config{Dir: filepath.Join(o.dataDir, "fsm"), Keyring: keyring, MachineCacheEntries: o.machineCache}, logger)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/keyward/keyward/fsm"
 	"github.com/keyward/keyward/guard"
 )
 
@@ -31,6 +32,7 @@ func (o *serverOptions) checkFlags(logger *slog.Logger) error {
 		o.checkVoters,
 		o.checkDeadNodeTimeout,
 		o.checkStaleness,
+		o.checkMachineCache,
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {
@@ -50,6 +52,13 @@ func (o *serverOptions) checkTimestampWindow() error {
 
 // checkVoters requires an odd count, because a quorum of n voters is
 // n/2+1: n+1 voters, for an odd n, survive no more failures than n do.
+func (o *serverOptions) checkMachineCache() error {
+	if o.machineCache < 1 {
+		return fmt.Errorf("invalid --machine-cache-entries %d: use a positive number of machines such as %d", o.machineCache, fsm.DefaultMachineCacheEntries)
+	}
+	return nil
+}
+
 func (o *serverOptions) checkVoters() error {
 	n := o.voters
 	switch {

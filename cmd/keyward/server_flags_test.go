@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/fsm"
 )
 
 // validServerFlags returns the defaults of keyward server.
@@ -19,6 +21,7 @@ func validServerFlags() serverOptions {
 		deadNodeTimeout: 10 * time.Minute,
 		maxStaleness:    5 * time.Second,
 		maxClockSkew:    5 * time.Second,
+		machineCache:    fsm.DefaultMachineCacheEntries,
 	}
 }
 
@@ -44,6 +47,7 @@ func TestServerFlags_RejectOutOfRange(t *testing.T) {
 		{"IPv4 /7", func(o *serverOptions) { o.trustedProxies = []string{"10.0.0.0/7"} }, []string{"--trusted-proxies 10.0.0.0/7"}},
 		{"IPv6 /31", func(o *serverOptions) { o.trustedProxies = []string{"2001:db8::/31"} }, []string{"--trusted-proxies 2001:db8::/31"}},
 		{"IPv4-mapped all addresses", func(o *serverOptions) { o.trustedProxies = []string{"::ffff:0.0.0.0/96"} }, []string{"--trusted-proxies 0.0.0.0/0"}},
+		{"no machine cache", func(o *serverOptions) { o.machineCache = 0 }, []string{"--machine-cache-entries 0", "positive"}},
 		{"malformed proxy", func(o *serverOptions) { o.trustedProxies = []string{"proxy"} }, []string{"--trusted-proxies", `"proxy"`}},
 	}
 	for _, tc := range cases {

@@ -1,0 +1,176 @@
+package fsm
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Machines live in the store and only the recently used ones in memory
+// (machineCache), so two records in the store index them for the walks
+// that cannot go through the cache:
+//
+//   - vmach/<vault id>/<machine id> lists the machines of a vault;
+//   - mexp/<expiry, 20 digits>/<machine id> lists, in expiry order, the
+//     machines that have an expiry and are neither expired nor revoked,
+//     for the expiry sweep and the expiry warnings.
+//
+// Both are empty records written in the same batch as the machine, so
+// they are replicated, snapshotted and checksummed like the rest.
+const (
+	prefixVaultMachine  = "vmach/"
+	prefixMachineExpiry = "mexp/"
+)
+
+// keyMachineIndex marks a store whose machine index records are complete.
+// Open and Restore build them for a store written before they existed.
+const keyMachineIndex = prefixMeta + "machine-index"
+
+// machineIndexVersion is the layout the marker records.
+const machineIndexVersion = 1
+
+type machineIndexRecord struct {
+	Version int `json:"version"`
+}
+
+func vaultMachineKey(vault VaultID, id MachineID) string {
+	return prefixVaultMachine + string(vault) + "/" + string(id)
+}
+
+func vaultMachinePrefix(vault VaultID) string {
+	return prefixVaultMachine + string(vault) + "/"
+}
+
+// machineExpiryKey returns the expiry index key of m, or "" when m is not
+// indexed: it has no expiry, or it is already expired or revoked.
+func machineExpiryKey(m *Machine) string {
+	if m.ExpiresAt <= 0 || m.Status == StatusExpired || m.Status == StatusRevoked {
+		return ""
+	}
+	return fmt.Sprintf("%s%020d/%s", prefixMachineExpiry, m.ExpiresAt, m.ID)
+}
+
+// machineExpiryBound is the first expiry index key above every machine
+// expiring at or before atMs.
+func machineExpiryBound(atMs int64) string {
+	return fmt.Sprintf("%s%020d/", prefixMachineExpiry, atMs+1)
+}
+
+// indexMachineChange writes the index records that follow from a machine
+// moving from old to next (either may be nil: a registration or a purge).
+func (t *tx) indexMachineChange(id MachineID, old, next *Machine) {
+	if old == nil && next != nil {
+		t.mustSet(vaultMachineKey(next.VaultID, id), nil)
+	}
+	if old != nil && next == nil {
+		t.mustDelete(vaultMachineKey(old.VaultID, id))
+	}
+	var oldKey, nextKey string
+	if old != nil {
+		oldKey = machineExpiryKey(old)
+	}
+	if next != nil {
+		nextKey = machineExpiryKey(next)
+	}
+	if oldKey == nextKey {
+		return
+	}
+	if oldKey != "" {
+		t.mustDelete(oldKey)
+	}
+	if nextKey != "" {
+		t.mustSet(nextKey, nil)
+	}
+}
+
+// committedMachine returns the machine as the earlier commands of the
+// batch left it, or as committed before the batch: the state that a
+// change of the current command replaces.
+func (t *tx) committedMachine(id MachineID) *Machine {
+	if c, ok := t.pending[machineKey(id)]; ok {
+		if c.deleted {
+			return nil
+		}
+		return &c.entry.(*MachineEntry).Machine
+	}
+	if e, ok := t.idx.machines.get(id); ok {
+		return &e.Machine
+	}
+	return nil
+}
+
+// ensureMachineIndex writes the machine index records of every machine
+// and the marker, unless the marker is there. Every node that holds the
+// same machines writes the same records, so checksums still agree.
+func ensureMachineIndex(db *pebble.DB) error {
+	var marker machineIndexRecord
+	found, err := getJSON(db, keyMachineIndex, &marker)
+	if err != nil {
+		return err
+	}
+	if found {
+		if marker.Version != machineIndexVersion {
+			return fmt.Errorf("the store's machine index is version %d, and this build reads version %d; run the keyward build that wrote the store", marker.Version, machineIndexVersion)
+		}
+		return nil
+	}
+
+	batch := db.NewBatch()
+	defer batch.Close()
+	for _, prefix := range []string{prefixVaultMachine, prefixMachineExpiry} {
+		if err := batch.DeleteRange([]byte(prefix), []byte(prefixEnd(prefix)), nil); err != nil {
+			return err
+		}
+	}
+	err = scanPrefix(db, prefixMachine, func(key, value []byte) error {
+		var m Machine
+		if err := json.Unmarshal(value, &m); err != nil {
+			return fmt.Errorf("decode %s: %w", key, err)
+		}
+		if err := batch.Set([]byte(vaultMachineKey(m.VaultID, m.ID)), nil, nil); err != nil {
+			return err
+		}
+		if k := machineExpiryKey(&m); k != "" {
+			return batch.Set([]byte(k), nil, nil)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := batch.Set([]byte(keyMachineIndex), mustJSON(machineIndexRecord{Version: machineIndexVersion}), nil); err != nil {
+		return err
+	}
+	return batch.Commit(pebble.Sync)
+}
+
+// scanIDs calls fn with the last path element of every key under prefix,
+// in key order, until fn returns false. Keys are machine ids under the
+// index prefixes, so the element never holds a slash.
+func scanIDs(db pebble.Reader, lower, upper string, fn func(id string) bool) error {
+	iter, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte(lower), UpperBound: []byte(upper)})
+	if err != nil {
+		return fmt.Errorf("scan %s: %w", lower, err)
+	}
+	for iter.First(); iter.Valid(); iter.Next() {
+		key := iter.Key()
+		id := key[bytes.LastIndexByte(key, '/')+1:]
+		if !fn(string(id)) {
+			break
+		}
+	}
+	return iter.Close()
+}
+
+// machineIDsInVault returns the ids of a vault's machines in id order.
+func machineIDsInVault(db pebble.Reader, vault VaultID) ([]MachineID, error) {
+	var ids []MachineID
+	prefix := vaultMachinePrefix(vault)
+	err := scanIDs(db, prefix, prefixEnd(prefix), func(id string) bool {
+		ids = append(ids, MachineID(id))
+		return true
+	})
+	return ids, err
+}
