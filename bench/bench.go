@@ -25,6 +25,12 @@ type runner struct {
 	// unauthenticated calls the registration routes without one.
 	admin           *client.Client
 	unauthenticated *client.Client
+
+	// placement is the CPUs of the local nodes and of this process, nil
+	// with targets or where placement is unavailable. restoreCPUs, when
+	// set, gives this process back the CPUs and GOMAXPROCS it had.
+	placement   *cpuPlacement
+	restoreCPUs func() error
 }
 
 // Run runs cfg.Scenario and returns its report. A local cluster that Run
@@ -44,6 +50,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	err := r.run(ctx)
 	if closeErr := r.close(); closeErr != nil {
 		err = errors.Join(err, closeErr)
+	}
+	if r.restoreCPUs != nil {
+		if restoreErr := r.restoreCPUs(); restoreErr != nil {
+			err = errors.Join(err, fmt.Errorf("restore this process's CPU affinity: %w", restoreErr))
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -89,16 +100,17 @@ func (r *runner) run(ctx context.Context) error {
 func (r *runner) connect(ctx context.Context) error {
 	r.urls, r.token = r.cfg.Targets, r.cfg.Token
 	if len(r.urls) == 0 {
+		if err := r.placeCPUs(); err != nil {
+			return err
+		}
 		r.log.Info("starting local cluster", "nodes", r.cfg.LocalNodes, "binary", r.cfg.Binary)
-		c, err := startLocalCluster(ctx, r.cfg.Binary, r.cfg.LocalNodes)
+		c, err := startLocalCluster(ctx, r.cfg.Binary, r.cfg.LocalNodes, r.placement.pinnedNodeCPUs())
 		if err != nil {
 			return err
 		}
 		r.cluster = c
 		r.urls, r.token = c.urls(), c.token
-		r.report.Notes = append(r.report.Notes, fmt.Sprintf(
-			"the bench started %d local node(s) on this host; they share its %d CPU(s) with the load generator",
-			r.cfg.LocalNodes, r.report.Host.CPUs))
+		r.report.Notes = append(r.report.Notes, r.placementNote())
 	}
 	r.report.Target = Target{Local: r.cluster != nil, Nodes: r.urls}
 
@@ -130,7 +142,7 @@ func (r *runner) workDir() string {
 
 func (r *runner) measureFloor(fsyncDir string) error {
 	p := r.progress("floor", 0, 0)
-	floor, err := measureFloor(r.cfg.Cores, r.cfg.FloorTime, fsyncDir)
+	floor, err := measureFloor(r.floorCores(), r.placement.pinnedNodeCPUs(), r.cfg.FloorTime, fsyncDir)
 	p.finish()
 	if err != nil {
 		return err

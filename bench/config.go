@@ -5,7 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
-	"runtime"
+	"strings"
 	"time"
 )
 
@@ -85,8 +85,18 @@ type Config struct {
 	// ScaleSetupEnrollment (one per machine).
 	ScaleSetup string
 	// Cores is the core count the verify floor assumes the server has.
-	// Default runtime.NumCPU() of this host.
+	// Zero, the default, is the local nodes' CPU count, or this host's
+	// CPU count with Targets or the scale scenario.
 	Cores int
+	// NodeCPUs and LoadCPUs place the local nodes and the load generator
+	// (this process) on CPUs, on Linux: a CPU list such as "1" or "0-1,4",
+	// "all" for every CPU this process may run on, or empty for the
+	// default. The default, with at least two CPUs, gives the nodes the
+	// upper half of the CPUs and the load generator the rest. With one
+	// list given, the other side gets the CPUs it leaves. NodeCPUs "all"
+	// makes the nodes share every CPU with the load generator.
+	NodeCPUs string
+	LoadCPUs string
 	// FloorTime is the total CPU time spent timing the four Ed25519
 	// verifiers, split evenly between them. Default 1.5s.
 	FloorTime time.Duration
@@ -122,7 +132,6 @@ func DefaultConfig() Config {
 		Sweep:          []float64{0.5},
 		ScaleMachines:  []int{1_000, 100_000},
 		ScaleSetup:     ScaleSetupStandard,
-		Cores:          runtime.NumCPU(),
 		FloorTime:      1500 * time.Millisecond,
 		RequestTimeout: 10 * time.Second,
 	}
@@ -135,6 +144,7 @@ func (c Config) Validate() error {
 		c.validateTargets,
 		c.validateLoad,
 		c.validateLists,
+		c.validatePlacement,
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {
@@ -196,8 +206,8 @@ func (c Config) validateLoad() error {
 		return invalidf("--flood-rate %g is negative; use 0 for a closed-loop flood", c.FloodRate)
 	case c.SweepDuration < 0:
 		return invalidf("--sweep-duration %s is negative", c.SweepDuration)
-	case c.Cores < 1:
-		return invalidf("--cores %d must be at least 1", c.Cores)
+	case c.Cores < 0:
+		return invalidf("--cores %d is negative; omit it to use the local nodes' CPU count", c.Cores)
 	case c.FloorTime < 10*time.Millisecond:
 		return invalidf("--floor-time %s is below the minimum of 10ms", c.FloorTime)
 	case c.RequestTimeout <= 0:
@@ -230,6 +240,31 @@ func (c Config) validateLists() error {
 	}
 	if c.ScaleSetup != ScaleSetupStandard && c.ScaleSetup != ScaleSetupEnrollment {
 		return invalidf("--scale-setup %q is not %q or %q", c.ScaleSetup, ScaleSetupStandard, ScaleSetupEnrollment)
+	}
+	return nil
+}
+
+// validatePlacement checks the syntax of the CPU lists. Whether the CPUs
+// exist is checked when the bench starts the nodes.
+func (c Config) validatePlacement() error {
+	flags := []struct{ name, spec string }{{"--node-cpus", c.NodeCPUs}, {"--load-cpus", c.LoadCPUs}}
+	for _, f := range flags {
+		spec := strings.TrimSpace(f.spec)
+		if spec == "" {
+			continue
+		}
+		if len(c.Targets) > 0 {
+			return invalidf("%s places the nodes that the bench starts, so it does not apply with --target", f.name)
+		}
+		if c.Scenario == ScenarioScale {
+			return invalidf("%s places the nodes that the bench starts, and the scale scenario starts none", f.name)
+		}
+		if spec == cpuListAll {
+			continue
+		}
+		if _, err := parseCPUList(spec); err != nil {
+			return invalidf("%s: %v", f.name, err)
+		}
 	}
 	return nil
 }

@@ -39,7 +39,19 @@ func TestConfig_Validate(t *testing.T) {
 		{"writes without writers", func(c *Config) { c.Scenario = ScenarioWrites; c.Writers = nil }, "--writers"},
 		{"sweep above one", func(c *Config) { c.Sweep = []float64{1.5} }, "--sweep"},
 		{"scale size zero", func(c *Config) { c.ScaleMachines = []int{0} }, "--scale-machines"},
-		{"no cores", func(c *Config) { c.Cores = 0 }, "--cores"},
+		{"cores from the nodes", func(c *Config) { c.Cores = 0 }, ""},
+		{"negative cores", func(c *Config) { c.Cores = -1 }, "--cores"},
+		{"node cpus list", func(c *Config) { c.NodeCPUs = "1"; c.LoadCPUs = "0" }, ""},
+		{"node cpus all", func(c *Config) { c.NodeCPUs = "all" }, ""},
+		{"node cpus invalid", func(c *Config) { c.NodeCPUs = "1-x" }, "--node-cpus"},
+		{"load cpus invalid", func(c *Config) { c.LoadCPUs = "-1" }, "--load-cpus"},
+		{"node cpus with target", func(c *Config) {
+			c.NodeCPUs = "1"
+			c.Targets = []string{"http://127.0.0.1:8200"}
+			c.Token = "kwt_x"
+			c.Binary = ""
+		}, "--node-cpus"},
+		{"load cpus in scale", func(c *Config) { c.LoadCPUs = "0"; c.Scenario = ScenarioScale }, "--load-cpus"},
 		{"short floor time", func(c *Config) { c.FloorTime = time.Millisecond }, "--floor-time"},
 	}
 	for _, c := range cases {

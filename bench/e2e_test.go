@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -22,8 +24,14 @@ var (
 	buildErr  error
 )
 
-// TestMain removes the binary built for the end-to-end tests.
+// TestMain removes the binary built for the end-to-end tests. With
+// affinityHelperEnv set, the test binary is a child process of the CPU
+// affinity tests instead.
 func TestMain(m *testing.M) {
+	if os.Getenv(affinityHelperEnv) != "" {
+		runAffinityHelper()
+		os.Exit(0)
+	}
 	code := m.Run()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
@@ -132,7 +140,39 @@ func TestEndToEnd_ReadsAgainstLocalNode(t *testing.T) {
 			t.Errorf("JSON field %s = %v, want a positive number", field, doc[field])
 		}
 	}
+	requirePlacement(t, rep)
 	requireStopped(t, rep.Target.Nodes[0])
+}
+
+// requirePlacement checks the default placement on Linux: on two or more
+// CPUs the node and the load generator get disjoint CPUs, and the floor
+// counts the node's.
+func requirePlacement(t *testing.T, rep *Report) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		return
+	}
+	p := rep.Placement
+	if p == nil {
+		t.Fatal("report has no placement for a local node on Linux")
+	}
+	if len(p.NodeCPUs) == 0 || len(p.LoadCPUs) == 0 {
+		t.Fatalf("placement %+v has an empty side", p)
+	}
+	if rep.Floor.Cores != len(p.NodeCPUs) {
+		t.Errorf("floor cores = %d, want the node's %d CPUs", rep.Floor.Cores, len(p.NodeCPUs))
+	}
+	if runtime.NumCPU() < 2 {
+		return
+	}
+	for _, cpu := range p.NodeCPUs {
+		if slices.Contains(p.LoadCPUs, cpu) {
+			t.Errorf("CPU %d is in both the node's %v and the load generator's %v", cpu, p.NodeCPUs, p.LoadCPUs)
+		}
+	}
+	if !slices.Equal(rep.Floor.CPUs, p.NodeCPUs) {
+		t.Errorf("floor measured on CPUs %v, want the node's %v", rep.Floor.CPUs, p.NodeCPUs)
+	}
 }
 
 func TestEndToEnd_OtherScenarios(t *testing.T) {

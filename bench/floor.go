@@ -32,6 +32,10 @@ const (
 type Floor struct {
 	// Cores is the core count the per-second figures assume.
 	Cores int `json:"cores"`
+	// CPUs are the CPUs the verify times were measured on: the local
+	// nodes' CPUs when the bench pinned the nodes to them. Empty means any
+	// CPU of the bench process.
+	CPUs []int `json:"cpus,omitempty"`
 	// Verify times are the CPU time of one Ed25519 verification on one
 	// core, in microseconds: Go's crypto/ed25519 and curve25519-voi with
 	// the raw key, both with crypto/ed25519's cofactorless rule, and
@@ -55,12 +59,16 @@ type Floor struct {
 	FsyncDir      string  `json:"fsyncDir"`
 }
 
-// measureFloor times the verifiers for about floorTime in total and probes
-// fsync in dir.
-func measureFloor(cores int, floorTime time.Duration, dir string) (Floor, error) {
-	f := Floor{Cores: cores, FsyncDir: dir}
-	if err := f.measureVerify(floorTime / 4); err != nil {
-		return f, err
+// measureFloor times the verifiers for about floorTime in total, on a
+// thread pinned to cpus unless cpus is empty, and probes fsync in dir.
+func measureFloor(cores int, cpus []int, floorTime time.Duration, dir string) (Floor, error) {
+	f := Floor{Cores: cores, CPUs: cpus, FsyncDir: dir}
+	var verifyErr error
+	if err := runOnCPUs(cpus, func() { verifyErr = f.measureVerify(floorTime / 4) }); err != nil {
+		return f, fmt.Errorf("time verification on CPUs %s: %w", formatCPUList(cpus), err)
+	}
+	if verifyErr != nil {
+		return f, verifyErr
 	}
 	fsync, err := measureFsync(dir)
 	if err != nil {

@@ -8,7 +8,7 @@ import (
 
 func TestFloor_MeasuresEveryVerifierAndFsync(t *testing.T) {
 	dir := t.TempDir()
-	f, err := measureFloor(3, 100*time.Millisecond, dir)
+	f, err := measureFloor(3, nil, 100*time.Millisecond, dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,21 +51,21 @@ type localCluster struct {
 // startLocalCluster starts n nodes of binary: one `server --dev` node, or
 // n nodes that form a cluster with --bootstrap-expect and are initialised
 // through POST /v1/sys/init. It returns when every node is healthy and
-// the root token is known.
-func startLocalCluster(ctx context.Context, binary string, n int) (*localCluster, error) {
+// the root token is known. Non-empty cpus pins every node to those CPUs.
+func startLocalCluster(ctx context.Context, binary string, n int, cpus []int) (*localCluster, error) {
 	dir, err := os.MkdirTemp("", "keyward-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("%w: create data folder: %v", ErrNodeStart, err)
 	}
 	c := &localCluster{dir: dir}
-	if err := c.start(ctx, binary, n); err != nil {
+	if err := c.start(ctx, binary, n, cpus); err != nil {
 		c.close()
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *localCluster) start(ctx context.Context, binary string, n int) error {
+func (c *localCluster) start(ctx context.Context, binary string, n int, cpus []int) error {
 	ports, err := freePorts(3 * n)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrNodeStart, err)
@@ -98,7 +99,7 @@ func (c *localCluster) start(ctx context.Context, binary string, n int) error {
 		} else {
 			args = append(args, "--join", gossip(0), "--bootstrap-expect", strconv.Itoa(n), "--root-key-file", rootKey)
 		}
-		if err := node.start(binary, args); err != nil {
+		if err := node.start(binary, args, cpus); err != nil {
 			return err
 		}
 		c.nodes = append(c.nodes, node)
@@ -169,7 +170,9 @@ func (c *localCluster) close() error {
 	return errors.Join(errs...)
 }
 
-func (n *localNode) start(binary string, args []string) error {
+// start starts the node's process, pinned to cpus with GOMAXPROCS set to
+// their count when cpus is not empty.
+func (n *localNode) start(binary string, args []string, cpus []int) error {
 	logFile, err := os.Create(n.logPath)
 	if err != nil {
 		return fmt.Errorf("%w: create log %s: %v", ErrNodeStart, n.logPath, err)
@@ -178,12 +181,15 @@ func (n *localNode) start(binary string, args []string) error {
 	n.cmd.Stdout = logFile
 	n.cmd.Stderr = logFile
 	n.cmd.Env = childEnv(os.Environ())
+	if len(cpus) > 0 {
+		n.cmd.Env = withGOMAXPROCS(n.cmd.Env, len(cpus))
+	}
 	n.cmd.SysProcAttr = childProcAttr()
-	if err := n.cmd.Start(); err != nil {
+	n.exited = make(chan struct{})
+	if err := startProcess(n.cmd, cpus, n.exited); err != nil {
 		logFile.Close()
 		return fmt.Errorf("%w: start %s: %v", ErrNodeStart, binary, err)
 	}
-	n.exited = make(chan struct{})
 	go func() {
 		n.err = n.cmd.Wait()
 		logFile.Close()
@@ -203,6 +209,13 @@ func childEnv(env []string) []string {
 		}
 	}
 	return out
+}
+
+// withGOMAXPROCS returns env with GOMAXPROCS set to procs, replacing any
+// value it had.
+func withGOMAXPROCS(env []string, procs int) []string {
+	out := slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, "GOMAXPROCS=") })
+	return append(out, "GOMAXPROCS="+strconv.Itoa(procs))
 }
 
 // waitHealthy polls GET /v1/sys/health until it returns 200.

@@ -18,8 +18,11 @@ type Report struct {
 	Seconds   float64   `json:"seconds"`
 	Host      Host      `json:"host"`
 	Target    Target    `json:"target"`
-	Floor     Floor     `json:"floor"`
-	Setup     *Setup    `json:"setup,omitempty"`
+	// Placement is the CPUs of the local nodes and the load generator,
+	// omitted with --target and where the bench cannot pin processes.
+	Placement *Placement `json:"placement,omitempty"`
+	Floor     Floor      `json:"floor"`
+	Setup     *Setup     `json:"setup,omitempty"`
 
 	// ReadsPerSecond is the successful signed reads per second on one node
 	// (reads), or during writes (mixed).

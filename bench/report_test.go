@@ -15,7 +15,8 @@ func sampleReport() *Report {
 		return Latency{Count: 100, Mean: p50, P50: p50, P90: 2 * p50, P99: 3 * p50, P999: 4 * p50, Max: 5 * p50}
 	}
 	rep := newReport(Config{Scenario: ScenarioReads, Command: "keyward bench reads --duration 1s"}, time.Unix(1_800_000_000, 0))
-	rep.Floor = Floor{Cores: 2, StdlibVerifyMicros: 50, VoiVerifyMicros: 35, VoiExpandedVerifyMicros: 25, VoiBatchVerifyMicros: 15, VerifyFloorPerSecond: 80_000, FsyncMedianMs: 0.3, FsyncDir: "/tmp"}
+	rep.Placement = &Placement{NodeCPUs: []int{1}, LoadCPUs: []int{0}}
+	rep.Floor = Floor{Cores: 1, CPUs: []int{1}, StdlibVerifyMicros: 50, VoiVerifyMicros: 35, VoiExpandedVerifyMicros: 25, VoiBatchVerifyMicros: 15, VerifyFloorPerSecond: 80_000, FsyncMedianMs: 0.3, FsyncDir: "/tmp"}
 	rep.VerifyFloorPerSecond = 80_000
 	rep.ReadsPerSecond = 20_000
 	rep.RatioToVerifyFloor = 0.25
@@ -47,7 +48,7 @@ func TestReport_JSONFields(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	for _, field := range []string{"scenario", "command", "startedAt", "host", "floor", "readsPerSecond", "verifyFloorPerSecond", "ratioToVerifyFloor", "reads", "writes", "flood", "scale", "runs"} {
+	for _, field := range []string{"scenario", "command", "startedAt", "host", "placement", "floor", "readsPerSecond", "verifyFloorPerSecond", "ratioToVerifyFloor", "reads", "writes", "flood", "scale", "runs"} {
 		t.Run(field, func(t *testing.T) {
 			if _, ok := doc[field]; !ok {
 				t.Errorf("report JSON has no field %q: %s", field, data)
@@ -67,8 +68,14 @@ func TestReport_JSONFields(t *testing.T) {
 			t.Errorf("latency JSON has no field %q: %v", field, latency)
 		}
 	}
+	placement := doc["placement"].(map[string]any)
+	for _, field := range []string{"nodeCpus", "loadCpus"} {
+		if _, ok := placement[field]; !ok {
+			t.Errorf("placement JSON has no field %q: %v", field, placement)
+		}
+	}
 	floor := doc["floor"].(map[string]any)
-	for _, field := range []string{"cores", "stdlibVerifyMicros", "voiVerifyMicros", "voiExpandedVerifyMicros", "verifyFloorPerSecond", "fsyncMedianMs"} {
+	for _, field := range []string{"cores", "cpus", "stdlibVerifyMicros", "voiVerifyMicros", "voiExpandedVerifyMicros", "verifyFloorPerSecond", "fsyncMedianMs"} {
 		if _, ok := floor[field]; !ok {
 			t.Errorf("floor JSON has no field %q: %v", field, floor)
 		}
@@ -102,10 +109,24 @@ func TestReport_TextTable(t *testing.T) {
 		"keyward bench reads", "reads 1 node", "reads at 50% of max", "readsPerSecond", "20,000",
 		"verifyFloorPerSecond", "80,000", "ratioToVerifyFloor", "0.25", "503×10", "reads on 2 nodes",
 		"p99/p50 3.00", "ratioToFsync", "under flood", "ratioReopenLargestToSmallest",
+		"nodes on CPUs 1 (GOMAXPROCS 1), load generator on CPUs 0 (GOMAXPROCS 1)",
+		"one core of the nodes' CPUs 1",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text report lacks %q:\n%s", want, text)
 		}
+	}
+}
+
+func TestReport_TextSharedPlacement(t *testing.T) {
+	rep := sampleReport()
+	rep.Placement = &Placement{NodeCPUs: []int{0, 1}, LoadCPUs: []int{0, 1}}
+	var out bytes.Buffer
+	if err := rep.WriteText(&out); err != nil {
+		t.Fatal(err)
+	}
+	if want := "nodes and load generator share CPUs 0-1"; !strings.Contains(out.String(), want) {
+		t.Errorf("text report lacks %q:\n%s", want, out.String())
 	}
 }
 

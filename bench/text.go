@@ -55,6 +55,9 @@ func (rep *Report) writeHeader(w io.Writer) {
 		}
 		fmt.Fprintf(w, "target\t%s: %s\n", kind, strings.Join(rep.Target.Nodes, ", "))
 	}
+	if p := rep.Placement; p != nil {
+		fmt.Fprintf(w, "placement\t%s\n", describePlacement(p))
+	}
 	if s := rep.Setup; s != nil && s.Machines > 0 {
 		fmt.Fprintf(w, "setup\tvault %s, %d machines, %.2f s\n", s.VaultID, s.Machines, s.Seconds)
 	} else if s != nil {
@@ -62,9 +65,23 @@ func (rep *Report) writeHeader(w io.Writer) {
 	}
 }
 
+// describePlacement writes the CPUs of the nodes and of the load
+// generator, each with the GOMAXPROCS it was given.
+func describePlacement(p *Placement) string {
+	if slices.Equal(p.NodeCPUs, p.LoadCPUs) {
+		return fmt.Sprintf("nodes and load generator share CPUs %s", formatCPUList(p.NodeCPUs))
+	}
+	return fmt.Sprintf("nodes on CPUs %s (GOMAXPROCS %d), load generator on CPUs %s (GOMAXPROCS %d)",
+		formatCPUList(p.NodeCPUs), len(p.NodeCPUs), formatCPUList(p.LoadCPUs), len(p.LoadCPUs))
+}
+
 func (rep *Report) writeFloor(w io.Writer) {
 	f := rep.Floor
-	fmt.Fprintf(w, "\nFloor (measured in this run, one core)\n")
+	where := "one core"
+	if len(f.CPUs) > 0 {
+		where = "one core of the nodes' CPUs " + formatCPUList(f.CPUs)
+	}
+	fmt.Fprintf(w, "\nFloor (measured in this run, %s)\n", where)
 	fmt.Fprintf(w, "  crypto/ed25519 verify\t%.1f µs\n", f.StdlibVerifyMicros)
 	fmt.Fprintf(w, "  curve25519-voi verify\t%.1f µs\n", f.VoiVerifyMicros)
 	fmt.Fprintf(w, "  curve25519-voi verify, expanded key\t%.1f µs\t= %s verifies/s on %d cores\n",

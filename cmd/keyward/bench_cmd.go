@@ -34,7 +34,9 @@ func newBenchCmd(g *globalOptions) *cobra.Command {
 		Short: "Measure a Keyward cluster: reads, writes, floods, registration and scale",
 		Long: "Measure a Keyward cluster as its machines and operators use it.\n\n" +
 			"Without --target the bench starts a local node from this binary (`server --dev`\n" +
-			"in a temporary folder on free loopback ports) and stops it at the end. Each run\n" +
+			"in a temporary folder on free loopback ports) and stops it at the end. On Linux\n" +
+			"with at least 2 CPUs the node runs on the upper half of the CPUs and the load\n" +
+			"generator on the rest (--node-cpus, --load-cpus). Each run\n" +
 			"also measures this host's Ed25519 verify time and fsync time, and reports the\n" +
 			"results as ratios to them. The report goes to stdout (--output text or json);\n" +
 			"progress goes to stderr.",
@@ -62,7 +64,9 @@ func addBenchFlags(f *pflag.FlagSet, cfg *bench.Config) {
 	f.DurationVar(&cfg.SweepDuration, "sweep-duration", cfg.SweepDuration, "Length of each sweep run (default a third of --duration, at least 1s).")
 	f.IntSliceVar(&cfg.ScaleMachines, "scale-machines", cfg.ScaleMachines, "Comma-separated machine counts of the states the scale scenario builds, such as 1000,100000,1000000.")
 	f.StringVar(&cfg.ScaleSetup, "scale-setup", cfg.ScaleSetup, "How the scale scenario registers machines: standard (a token, registration, approval, attachment and grant each: five log entries) or enrollment (one log entry each, through enrollment tokens of 10,000 uses).")
-	f.IntVar(&cfg.Cores, "cores", cfg.Cores, "Cores the verify floor assumes the server has (default: this host's CPUs).")
+	f.IntVar(&cfg.Cores, "cores", cfg.Cores, "Cores the verify floor assumes the server has (default: the local nodes' CPUs, or this host's CPUs with --target).")
+	f.StringVar(&cfg.NodeCPUs, "node-cpus", cfg.NodeCPUs, "CPUs of the local nodes on Linux, as a list such as 1 or 0-1,4, or all to share every CPU with the load generator (default: the upper half of the CPUs when there are at least 2).")
+	f.StringVar(&cfg.LoadCPUs, "load-cpus", cfg.LoadCPUs, "CPUs of the load generator (this process) when it starts local nodes on Linux, as a list such as 0, or all (default: the CPUs that --node-cpus leaves).")
 	f.DurationVar(&cfg.FloorTime, "floor-time", cfg.FloorTime, "Total CPU time spent timing the four Ed25519 verifiers of the floor.")
 	f.StringVar(&cfg.WorkDir, "work-dir", "", "Folder for the scale scenario's stores and, with --target, the fsync probe (default: the system temporary folder).")
 	f.StringVar(&cfg.OutDir, "out-dir", "", "Folder that receives SVG plots of the results.")

@@ -24,6 +24,8 @@ func TestBench_UsageErrors(t *testing.T) {
 		{"sweep above one", []string{"bench", "reads", "--sweep", "1.5"}, "--sweep"},
 		{"target without token", []string{"bench", "reads", "--target", "http://127.0.0.1:1"}, "--token-file"},
 		{"positional argument", []string{"bench", "reads", "extra"}, "no arguments"},
+		{"node cpus invalid", []string{"bench", "reads", "--node-cpus", "0-x"}, `--node-cpus: invalid CPU list "0-x"`},
+		{"load cpus reversed range", []string{"bench", "reads", "--load-cpus", "3-1"}, `"3-1"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
