@@ -152,3 +152,19 @@ func TestMachineEntry_OneElementListsShared(t *testing.T) {
 		t.Fatal("machine1's entry lacks a project")
 	}
 }
+
+// TestShardOf_SpreadsSequentialIDs checks that ids differing only in
+// their last characters, as bench and test fleets name machines, fill
+// every shard about evenly.
+func TestShardOf_SpreadsSequentialIDs(t *testing.T) {
+	const n = 64 * 1000
+	var counts [shardCount]int
+	for i := range n {
+		counts[shardOf(fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i))]++
+	}
+	for shard, c := range counts {
+		if c < n/shardCount*8/10 || c > n/shardCount*12/10 {
+			t.Fatalf("shard %d holds %d of %d ids, want %d ± 20%%", shard, c, n, n/shardCount)
+		}
+	}
+}

@@ -77,11 +77,3 @@ func sharedList[S ~string](t *singleLists[S], id S) []S {
 	t.lists[id] = list
 	return list
 }
-
-// internToken interns the strings of tok that tokens share.
-func internToken(tok *BootstrapToken) {
-	tok.VaultID = intern(tok.VaultID)
-	tok.Kind = intern(tok.Kind)
-	tok.Purpose = intern(tok.Purpose)
-	tok.MachineName = intern(tok.MachineName)
-}

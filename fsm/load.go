@@ -16,9 +16,10 @@ import (
 // indexedPrefixes are the record kinds that the in-memory indexes are built
 // from, in key order. Open scans only these, so the audit log, idempotency
 // records and secret versions, most of a large store, are never read.
-// Machines are not among them: the machine cache reads them on demand.
+// Machines and bootstrap tokens are not among them: they are read from the
+// store when needed.
 var indexedPrefixes = []string{
-	prefixAdminToken, prefixBootstrapToken, prefixMeta, prefixProject, prefixSecret, prefixVault,
+	prefixAdminToken, prefixMeta, prefixProject, prefixSecret, prefixVault,
 }
 
 // loadIndexes fills ix, which is empty, from the records of r. It runs at
@@ -65,8 +66,9 @@ func scanPrefix(r pebble.Reader, prefix string, fn func(key, value []byte) error
 // indexBuilder builds a new set of indexes from records handed to it in
 // ascending key order, in one pass: Open feeds it from Pebble and Restore
 // from the snapshot stream. Machines and bootstrap tokens, the kinds a
-// large state has millions of, are decoded and published by a pool of
-// workers while the caller keeps reading. The other kinds are loaded in
+// large state has millions of, only reach it from a snapshot, where a pool
+// of workers checks that each record decodes while the caller keeps
+// reading; they are not held in memory. The other kinds are loaded in
 // key order, because secrets need their project (proj/ sorts before sec/)
 // and their current version (secv/ sorts after sec/).
 type indexBuilder struct {
@@ -100,7 +102,7 @@ func (b *indexBuilder) add(key, value []byte) error {
 	case prefixMachine:
 		b.pool.queue(checkMachine, key, value)
 	case prefixBootstrapToken:
-		b.pool.queue(loadBootstrapToken, key, value)
+		b.pool.queue(checkBootstrapTokenRecord, key, value)
 	case prefixAdminToken:
 		err = loadAdminToken(b.ix, value)
 	case prefixMeta:
@@ -386,11 +388,10 @@ func loadAdminToken(ix *indexes, value []byte) error {
 	return nil
 }
 
-func loadBootstrapToken(ix *indexes, value []byte) error {
+// checkBootstrapTokenRecord checks that a bootstrap token record of a
+// snapshot decodes. Tokens are not loaded: apply and the API read them
+// from the store.
+func checkBootstrapTokenRecord(_ *indexes, value []byte) error {
 	var tok BootstrapToken
-	if err := json.Unmarshal(value, &tok); err != nil {
-		return err
-	}
-	ix.publishBootstrapToken(&tok)
-	return nil
+	return json.Unmarshal(value, &tok)
 }

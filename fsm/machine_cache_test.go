@@ -16,8 +16,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// checkMachineIndex fails unless the machine index records of f are
-// exactly those its machine records call for.
+// checkMachineIndex fails unless the index records of f are exactly those
+// its machine and bootstrap token records call for.
 func checkMachineIndex(t testing.TB, f *FSM) {
 	t.Helper()
 	var want, got []string
@@ -35,9 +35,24 @@ func checkMachineIndex(t testing.TB, f *FSM) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, prefix := range []string{prefixVaultMachine, prefixMachineExpiry} {
-		if err := scanPrefix(f.db, prefix, func(key, _ []byte) error {
-			got = append(got, string(key))
+	err = scanPrefix(f.db, prefixBootstrapToken, func(_, value []byte) error {
+		var tok BootstrapToken
+		if err := json.Unmarshal(value, &tok); err != nil {
+			return err
+		}
+		want = append(want, tokenIDIndexKey(tok.VaultID, tok.ID)+"="+tok.Hash)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, prefix := range storeIndexPrefixes {
+		if err := scanPrefix(f.db, prefix, func(key, value []byte) error {
+			if len(value) > 0 {
+				got = append(got, string(key)+"="+string(value))
+			} else {
+				got = append(got, string(key))
+			}
 			return nil
 		}); err != nil {
 			t.Fatal(err)
@@ -310,12 +325,12 @@ func TestMachinesExpiringBy(t *testing.T) {
 	checkMachineIndex(t, h.f)
 }
 
-// dropMachineIndex deletes the machine index records and their marker, as
-// in a store written before they existed.
+// dropMachineIndex deletes the index records and their marker, as in a
+// store written before they existed.
 func dropMachineIndex(t testing.TB, f *FSM) {
 	t.Helper()
 	b := f.db.NewBatch()
-	for _, prefix := range []string{prefixVaultMachine, prefixMachineExpiry} {
+	for _, prefix := range storeIndexPrefixes {
 		if err := b.DeleteRange([]byte(prefix), []byte(prefixEnd(prefix)), nil); err != nil {
 			t.Fatal(err)
 		}
@@ -329,7 +344,7 @@ func dropMachineIndex(t testing.TB, f *FSM) {
 }
 
 // TestMachineIndex_BuiltForOlderStores opens a store and restores a
-// snapshot that have machines but no machine index records: both come
+// snapshot that have machines and tokens but no index records: both come
 // out with the same records as a store that always had them.
 func TestMachineIndex_BuiltForOlderStores(t *testing.T) {
 	p := newProposer(t)
@@ -339,8 +354,10 @@ func TestMachineIndex_BuiltForOlderStores(t *testing.T) {
 	applyAll(t, f, logs)
 	want := dump(t, f)
 	wantSum := checksum(t, f)
-	if !slices.ContainsFunc(want, func(kv string) bool { return strings.HasPrefix(kv, prefixMachineExpiry) }) {
-		t.Fatal("the scenario leaves no machine with an expiry; the test would prove nothing")
+	for _, prefix := range storeIndexPrefixes {
+		if !slices.ContainsFunc(want, func(kv string) bool { return strings.HasPrefix(kv, prefix) }) {
+			t.Fatalf("the scenario leaves no %s record; the test would prove nothing", prefix)
+		}
 	}
 
 	dropMachineIndex(t, f)
@@ -379,5 +396,54 @@ func TestMachineCache_ReadsAfterClose(t *testing.T) {
 	}
 	if got := h.f.Machines(vaultA); got != nil {
 		t.Fatalf("Machines after Close = %d entries, want nil", len(got))
+	}
+}
+
+// TestMachineIndex_VersionOneGetsTokenIDs reopens a store whose marker is
+// version 1, written before btid/ records existed: Open adds them.
+func TestMachineIndex_VersionOneGetsTokenIDs(t *testing.T) {
+	fs := vfs.NewMem()
+	h := &harness{proposer: newProposer(t), f: openFSM(t, "v1", fs)}
+	h.setupVault(vaultA)
+	h.setupToken(vaultA, "first", TokenKindStandard, nil)
+	h.setupToken(vaultA, "second", TokenKindTemp, nil)
+	want := dump(t, h.f)
+
+	b := h.f.db.NewBatch()
+	if err := b.DeleteRange([]byte(prefixTokenID), []byte(prefixEnd(prefixTokenID)), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Set([]byte(keyMachineIndex), mustJSON(machineIndexRecord{Version: 1}), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	h.f.Close()
+
+	f := openFSM(t, "v1", fs)
+	defer f.Close()
+	if got := dump(t, f); !slices.Equal(got, want) {
+		t.Fatalf("reopened version 1 store differs:\n got %q\nwant %q", got, want)
+	}
+	if got := f.BootstrapTokens(vaultA, ""); len(got) != 2 {
+		t.Fatalf("BootstrapTokens(%s) = %d tokens, want 2", vaultA, len(got))
+	}
+}
+
+// TestMachineIndex_NewerVersionRejected keeps a build from opening a store
+// whose index a later build wrote.
+func TestMachineIndex_NewerVersionRejected(t *testing.T) {
+	fs := vfs.NewMem()
+	f := openFSM(t, "v9", fs)
+	if err := f.db.Set([]byte(keyMachineIndex), mustJSON(machineIndexRecord{Version: machineIndexVersion + 1}), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	cfg := DefaultConfig()
+	cfg.Dir, cfg.FS = "v9", fs
+	_, err := Open(cfg, nil)
+	if err == nil || !strings.Contains(err.Error(), "run the keyward build that wrote the store") {
+		t.Fatalf("Open of a newer store: %v, want an error naming the build", err)
 	}
 }

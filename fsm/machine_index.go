@@ -19,17 +19,28 @@ import (
 //
 // Both are empty records written in the same batch as the machine, so
 // they are replicated, snapshotted and checksummed like the rest.
+//
+// Bootstrap tokens are read from the store too, and btid/<vault id>/<token
+// id>, holding the token's hash, lists a vault's tokens and finds one by
+// its public id.
 const (
 	prefixVaultMachine  = "vmach/"
 	prefixMachineExpiry = "mexp/"
+	prefixTokenID       = "btid/"
 )
 
-// keyMachineIndex marks a store whose machine index records are complete.
-// Open and Restore build them for a store written before they existed.
+// keyMachineIndex marks a store whose index records (machines and token
+// ids) are complete. Open and Restore build them for a store written
+// before they existed.
 const keyMachineIndex = prefixMeta + "machine-index"
 
-// machineIndexVersion is the layout the marker records.
-const machineIndexVersion = 1
+// machineIndexVersion is the layout the marker records. Version 1 had no
+// btid/ records.
+const machineIndexVersion = 2
+
+// storeIndexPrefixes are the prefixes of every index record that
+// ensureMachineIndex builds.
+var storeIndexPrefixes = []string{prefixVaultMachine, prefixMachineExpiry, prefixTokenID}
 
 type machineIndexRecord struct {
 	Version int `json:"version"`
@@ -41,6 +52,12 @@ func vaultMachineKey(vault VaultID, id MachineID) string {
 
 func vaultMachinePrefix(vault VaultID) string {
 	return prefixVaultMachine + string(vault) + "/"
+}
+
+// tokenIDIndexKey is the key of the record that maps a bootstrap token's
+// public id, unique within its vault, to its hash.
+func tokenIDIndexKey(vault VaultID, id string) string {
+	return prefixTokenID + string(vault) + "/" + id
 }
 
 // machineExpiryKey returns the expiry index key of m, or "" when m is not
@@ -101,25 +118,26 @@ func (t *tx) committedMachine(id MachineID) *Machine {
 	return nil
 }
 
-// ensureMachineIndex writes the machine index records of every machine
-// and the marker, unless the marker is there. Every node that holds the
-// same machines writes the same records, so checksums still agree.
+// ensureMachineIndex writes the index records of every machine and token
+// and the marker, unless the marker holds the current version. Every node
+// that holds the same records writes the same index, so checksums still
+// agree.
 func ensureMachineIndex(db *pebble.DB) error {
 	var marker machineIndexRecord
 	found, err := getJSON(db, keyMachineIndex, &marker)
 	if err != nil {
 		return err
 	}
-	if found {
-		if marker.Version != machineIndexVersion {
-			return fmt.Errorf("the store's machine index is version %d, and this build reads version %d; run the keyward build that wrote the store", marker.Version, machineIndexVersion)
-		}
+	if found && marker.Version == machineIndexVersion {
 		return nil
+	}
+	if found && marker.Version > machineIndexVersion {
+		return fmt.Errorf("the store's index is version %d, and this build reads version %d; run the keyward build that wrote the store", marker.Version, machineIndexVersion)
 	}
 
 	batch := db.NewBatch()
 	defer batch.Close()
-	for _, prefix := range []string{prefixVaultMachine, prefixMachineExpiry} {
+	for _, prefix := range storeIndexPrefixes {
 		if err := batch.DeleteRange([]byte(prefix), []byte(prefixEnd(prefix)), nil); err != nil {
 			return err
 		}
@@ -140,10 +158,46 @@ func ensureMachineIndex(db *pebble.DB) error {
 	if err != nil {
 		return err
 	}
+	err = scanPrefix(db, prefixBootstrapToken, func(key, value []byte) error {
+		var tok BootstrapToken
+		if err := json.Unmarshal(value, &tok); err != nil {
+			return fmt.Errorf("decode %s: %w", key, err)
+		}
+		return batch.Set([]byte(tokenIDIndexKey(tok.VaultID, tok.ID)), []byte(tok.Hash), nil)
+	})
+	if err != nil {
+		return err
+	}
 	if err := batch.Set([]byte(keyMachineIndex), mustJSON(machineIndexRecord{Version: machineIndexVersion}), nil); err != nil {
 		return err
 	}
 	return batch.Commit(pebble.Sync)
+}
+
+// bootstrapTokensOf reads the tokens of vault, of kind when kind is not
+// empty, through the vault's btid/ records, in token id order.
+func bootstrapTokensOf(r pebble.Reader, vault VaultID, kind string) ([]*BootstrapToken, error) {
+	prefix := prefixTokenID + string(vault) + "/"
+	var hashes []string
+	err := scanPrefix(r, prefix, func(_, value []byte) error {
+		hashes = append(hashes, string(value))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*BootstrapToken, 0, len(hashes))
+	for _, h := range hashes {
+		var tok BootstrapToken
+		found, err := getJSON(r, bootstrapKey(h), &tok)
+		if err != nil {
+			return nil, err
+		}
+		if found && (kind == "" || tok.Kind == kind) {
+			out = append(out, &tok)
+		}
+	}
+	return out, nil
 }
 
 // scanIDs calls fn with the last path element of every key under prefix,

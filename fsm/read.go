@@ -232,21 +232,35 @@ func (f *FSM) AdminTokens() []*AdminToken {
 	return out
 }
 
-// BootstrapTokenByHash returns the bootstrap token with a SHA-256 hash.
+// BootstrapTokenByHash returns the bootstrap token with a SHA-256 hash. It
+// reads the store: tokens are not held in memory. After Close, or when the
+// record cannot be read, it reports the token as not found.
 func (f *FSM) BootstrapTokenByHash(hash string) (*BootstrapToken, bool) {
-	return f.idx.Load().bootstrapTokens.get(hash)
+	var tok BootstrapToken
+	var found bool
+	var err error
+	f.st.read(func(db *pebble.DB) { found, err = getJSON(db, bootstrapKey(hash), &tok) })
+	if err != nil {
+		f.log.Error("read bootstrap token failed; the token is treated as unknown", "error", err)
+		return nil, false
+	}
+	if !found {
+		return nil, false
+	}
+	return &tok, true
 }
 
 // BootstrapTokens returns the bootstrap tokens of a vault, of kind when
-// kind is not empty, sorted by CreatedAt, then ID.
+// kind is not empty, sorted by CreatedAt, then ID. It reads the vault's
+// btid/ records and each token from the store, and returns nil after
+// Close.
 func (f *FSM) BootstrapTokens(vault VaultID, kind string) []*BootstrapToken {
-	ix := f.idx.Load()
-	hashes := members(&ix.listMu, ix.tokensByVault, vault)
-	out := make([]*BootstrapToken, 0, len(hashes))
-	for _, h := range hashes {
-		if tok, ok := ix.bootstrapTokens.get(h); ok && (kind == "" || tok.Kind == kind) {
-			out = append(out, tok)
-		}
+	var out []*BootstrapToken
+	var err error
+	f.st.read(func(db *pebble.DB) { out, err = bootstrapTokensOf(db, vault, kind) })
+	if err != nil {
+		f.log.Error("list bootstrap tokens failed", "vault_id", vault, "error", err)
+		return nil
 	}
 	slices.SortFunc(out, func(a, b *BootstrapToken) int {
 		if a.CreatedAt != b.CreatedAt {

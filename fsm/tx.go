@@ -128,6 +128,7 @@ func (t *tx) commitCommand() {
 		if c.kind == kindBootstrapToken {
 			tok := c.entry.(*BootstrapToken)
 			t.tokenIDs[tokenIDKey(tok.VaultID, tok.ID)] = tok.Hash
+			t.mustSet(tokenIDIndexKey(tok.VaultID, tok.ID), []byte(tok.Hash))
 		}
 		if old, ok := t.pending[c.key]; ok {
 			*old = *c
@@ -226,11 +227,21 @@ func (t *tx) adminToken(hash string) (*AdminToken, bool) {
 	return t.idx.adminTokens.get(hash)
 }
 
+// bootstrapToken reads a token from the batch, which reads through to the
+// store: tokens are not held in memory.
 func (t *tx) bootstrapToken(hash string) (*BootstrapToken, bool) {
 	if v, ok, found := pendingEntry[*BootstrapToken](t, bootstrapKey(hash)); found {
 		return v, ok
 	}
-	return t.idx.bootstrapTokens.get(hash)
+	raw, ok := t.get(bootstrapKey(hash))
+	if !ok {
+		return nil, false
+	}
+	var tok BootstrapToken
+	if err := json.Unmarshal(raw, &tok); err != nil {
+		panic(fmt.Sprintf("fsm: decode bootstrap token %s during apply: %v (replicas would diverge)", hash, err))
+	}
+	return &tok, true
 }
 
 func (t *tx) initialized() bool {
@@ -372,16 +383,17 @@ func (t *tx) secretsInProject(project ProjectID) []*Secret {
 }
 
 // bootstrapTokenByID returns the bootstrap token of vault with a public
-// id. Ids map to hashes through tokenIDs (uncommitted) and the committed
-// index, so the lookup does not walk the vault's tokens.
+// id. Ids map to hashes through tokenIDs (uncommitted) and the btid/
+// records, so the lookup does not walk the vault's tokens.
 func (t *tx) bootstrapTokenByID(vault VaultID, id string) (*BootstrapToken, bool) {
 	key := tokenIDKey(vault, id)
 	hash, ok := t.tokenIDs[key]
 	if !ok {
-		hash, ok = t.idx.bootstrapByID.get(key)
-	}
-	if !ok {
-		return nil, false
+		raw, found := t.get(tokenIDIndexKey(vault, id))
+		if !found {
+			return nil, false
+		}
+		hash = string(raw)
 	}
 	return t.bootstrapToken(hash)
 }
