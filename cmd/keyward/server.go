@@ -72,6 +72,8 @@ type serverOptions struct {
 	verifyBatch   int
 	// machineCache is --machine-cache-entries.
 	machineCache int
+	// pprofAddr is --pprof-addr, empty when profiling is off.
+	pprofAddr string
 
 	// allowBroadTrustedProxies accepts --trusted-proxies prefixes shorter
 	// than /8 (IPv4) or /32 (IPv6).
@@ -123,6 +125,7 @@ func newServerCmd() *cobra.Command {
 		fmt.Sprintf("Bytes of memory for expanded Ed25519 keys of the machines that sign requests (%d bytes each); 0 expands none, which makes each verification about a quarter slower and turns batching off.", guard.KeyCacheEntryBytes))
 	f.IntVar(&o.machineCache, "machine-cache-entries", fsm.DefaultMachineCacheEntries,
 		"Machines held in memory, about 600 bytes each; a machine outside them costs one read of the data directory on its next request.")
+	f.StringVar(&o.pprofAddr, "pprof-addr", "", "Loopback host:port that serves Go runtime profiles under /debug/pprof/, such as 127.0.0.1:6060; empty serves none.")
 	f.IntVar(&o.verifyBatch, "verify-batch-size", guard.DefaultMaxBatch,
 		"Most signatures of concurrent requests verified together, from 1 to 1024; 1 verifies each on its own.")
 	throttle := guard.DefaultBlockThrottleConfig()
@@ -277,6 +280,13 @@ func runServer(ctx context.Context, o serverOptions) error {
 		return err
 	}
 	defer closeWithTimeout(srv.Close)
+	if o.pprofAddr != "" {
+		stopPprof, err := startPprof(o.pprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 	rootKeyMismatch, stopRootKeyWatch := startRootKeyWatch(ctx, node, sm, logger)
 	defer stopRootKeyWatch()
 	logger.Info("node started", "http_addr", srv.Addr(), "raft_addr", o.raftAddr, "gossip_addr", o.gossipAddr)

@@ -33,6 +33,7 @@ func (o *serverOptions) checkFlags(logger *slog.Logger) error {
 		o.checkDeadNodeTimeout,
 		o.checkStaleness,
 		o.checkMachineCache,
+		o.checkPprofAddr,
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {

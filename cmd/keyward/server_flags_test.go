@@ -48,6 +48,9 @@ func TestServerFlags_RejectOutOfRange(t *testing.T) {
 		{"IPv6 /31", func(o *serverOptions) { o.trustedProxies = []string{"2001:db8::/31"} }, []string{"--trusted-proxies 2001:db8::/31"}},
 		{"IPv4-mapped all addresses", func(o *serverOptions) { o.trustedProxies = []string{"::ffff:0.0.0.0/96"} }, []string{"--trusted-proxies 0.0.0.0/0"}},
 		{"no machine cache", func(o *serverOptions) { o.machineCache = 0 }, []string{"--machine-cache-entries 0", "positive"}},
+		{"profiles on every address", func(o *serverOptions) { o.pprofAddr = "0.0.0.0:6060" }, []string{"--pprof-addr", "0.0.0.0:6060", "loopback"}},
+		{"profiles on a host name", func(o *serverOptions) { o.pprofAddr = "localhost:6060" }, []string{"--pprof-addr", "loopback IP"}},
+		{"profiles without a port", func(o *serverOptions) { o.pprofAddr = "127.0.0.1" }, []string{"--pprof-addr", "127.0.0.1:6060"}},
 		{"malformed proxy", func(o *serverOptions) { o.trustedProxies = []string{"proxy"} }, []string{"--trusted-proxies", `"proxy"`}},
 	}
 	for _, tc := range cases {
@@ -77,6 +80,8 @@ func TestServerFlags_AcceptInRange(t *testing.T) {
 		{"defaults", func(o *serverOptions) {}},
 		{"window bounds", func(o *serverOptions) { o.timestampWindow = time.Second }},
 		{"window of an hour", func(o *serverOptions) { o.timestampWindow = time.Hour }},
+		{"profiles on IPv4 loopback", func(o *serverOptions) { o.pprofAddr = "127.0.0.1:6060" }},
+		{"profiles on IPv6 loopback", func(o *serverOptions) { o.pprofAddr = "[::1]:6060" }},
 		{"one voter", func(o *serverOptions) { o.voters = 1 }},
 		{"seven voters", func(o *serverOptions) { o.voters = 7 }},
 		{"never remove nodes", func(o *serverOptions) { o.deadNodeTimeout = 0 }},
