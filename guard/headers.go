@@ -2,6 +2,7 @@ package guard
 
 import (
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"time"
@@ -9,8 +10,9 @@ import (
 
 // Names of the signed-request headers, for error messages. Matching header
 // names without regard to case is the HTTP layer's job: the caller collects
-// every value of each header, whatever the case of its name, and passes
-// them to ParseSignedHeaders.
+// the values of each header, whatever the case of its name, and passes them
+// to ParseSignedHeaders, or their first value and count to
+// ParseSignedHeaderView.
 const (
 	HeaderMachineID = "X-Machine-Id"
 	HeaderTimestamp = "X-Timestamp"
@@ -31,6 +33,9 @@ const maxTimestampDigits = 19
 // base64.
 const signatureBase64Length = 88
 
+// machineIDLength is the length of a UUID in its hyphenated text form.
+const machineIDLength = 36
+
 // SignedHeaders holds the validated values of the signed-request headers.
 type SignedHeaders struct {
 	// MachineID is the machine UUID in canonical lower-case text.
@@ -45,71 +50,138 @@ type SignedHeaders struct {
 	Signature [SignatureSize]byte
 }
 
+// HeaderValues is the first value of one header of a request and the
+// number of values sent. The count is enough to reject a repeated header,
+// so a caller need not collect every value.
+type HeaderValues struct {
+	First []byte
+	Count int
+}
+
+// SignedHeaderView contains the validated values of the signed-request
+// headers without copying them. TimestampRaw and Nonce are slices of the
+// bytes passed to ParseSignedHeaderView and are valid only as long as those
+// bytes are, so a caller copies whatever it keeps past the request.
+type SignedHeaderView struct {
+	// MachineID is the machine UUID in canonical lower-case text.
+	MachineID [machineIDLength]byte
+	// Timestamp is X-Timestamp in Unix seconds.
+	Timestamp int64
+	// TimestampRaw is X-Timestamp exactly as sent, which the signed bytes
+	// contain.
+	TimestampRaw []byte
+	// Nonce is X-Nonce exactly as sent.
+	Nonce []byte
+	// Signature is the decoded X-Signature.
+	Signature [SignatureSize]byte
+}
+
 // ParseSignedHeaders validates the four signed-request headers. Each
 // argument holds every value received for that header, in order, so that a
 // repeated header is seen (fasthttp's RequestHeader.PeekAll returns them).
-// A header sent more than once returns ErrDuplicateHeader, because the
-// verifier, the guardrails and the audit record must never read different
-// copies of it. A missing header returns ErrMissingHeader and a malformed
-// one ErrMalformedHeader. Duplicates are checked first, then presence, then
-// form, so the result does not depend on which header is bad.
+// It applies the checks and returns the errors of ParseSignedHeaderView.
 //
 // The returned strings are copies, so they stay valid after the request
 // buffers are reused.
 func ParseSignedHeaders(machineID, timestamp, nonce, signature [][]byte) (SignedHeaders, error) {
-	all := [4][][]byte{machineID, timestamp, nonce, signature}
+	v, err := ParseSignedHeaderView(firstValue(machineID), firstValue(timestamp),
+		firstValue(nonce), firstValue(signature))
+	if err != nil {
+		return SignedHeaders{}, err
+	}
+	return SignedHeaders{
+		MachineID:    string(v.MachineID[:]),
+		Timestamp:    v.Timestamp,
+		TimestampRaw: string(v.TimestampRaw),
+		Nonce:        string(v.Nonce),
+		Signature:    v.Signature,
+	}, nil
+}
+
+func firstValue(values [][]byte) HeaderValues {
+	if len(values) == 0 {
+		return HeaderValues{}
+	}
+	return HeaderValues{First: values[0], Count: len(values)}
+}
+
+// ParseSignedHeaderView validates the four signed-request headers without
+// allocating unless it returns an error. A header sent more than once
+// returns ErrDuplicateHeader, because the verifier, the guardrails and the
+// audit record must never read different copies of it. A missing header
+// (a count of zero or less) returns ErrMissingHeader and a malformed one
+// ErrMalformedHeader. Duplicates are checked first, then presence, then
+// form, so the result does not depend on which header is bad.
+func ParseSignedHeaderView(machineID, timestamp, nonce, signature HeaderValues) (SignedHeaderView, error) {
+	all := [4]HeaderValues{machineID, timestamp, nonce, signature}
 	names := [4]string{HeaderMachineID, HeaderTimestamp, HeaderNonce, HeaderSignature}
 	for i, values := range all {
-		if len(values) > 1 {
-			return SignedHeaders{}, fmt.Errorf("%w: %s sent %d times; send it once",
-				ErrDuplicateHeader, names[i], len(values))
+		if values.Count > 1 {
+			return SignedHeaderView{}, fmt.Errorf("%w: %s sent %d times; send it once",
+				ErrDuplicateHeader, names[i], values.Count)
 		}
 	}
 	for i, values := range all {
-		if len(values) == 0 {
-			return SignedHeaders{}, fmt.Errorf("%w: %s", ErrMissingHeader, names[i])
+		if values.Count <= 0 {
+			return SignedHeaderView{}, fmt.Errorf("%w: %s", ErrMissingHeader, names[i])
 		}
 	}
 
-	var h SignedHeaders
+	var v SignedHeaderView
 	var err error
-	if h.MachineID, err = parseMachineID(machineID[0]); err != nil {
-		return SignedHeaders{}, err
+	if err = parseMachineID(machineID.First, &v.MachineID); err != nil {
+		return SignedHeaderView{}, err
 	}
-	if h.Timestamp, err = parseTimestamp(timestamp[0]); err != nil {
-		return SignedHeaders{}, err
+	if v.Timestamp, err = parseTimestamp(timestamp.First); err != nil {
+		return SignedHeaderView{}, err
 	}
-	h.TimestampRaw = string(timestamp[0])
-	if err = checkNonce(nonce[0]); err != nil {
-		return SignedHeaders{}, err
+	v.TimestampRaw = timestamp.First
+	if err = checkNonce(nonce.First); err != nil {
+		return SignedHeaderView{}, err
 	}
-	h.Nonce = string(nonce[0])
-	if err = decodeSignature(signature[0], &h.Signature); err != nil {
-		return SignedHeaders{}, err
+	v.Nonce = nonce.First
+	if err = decodeSignature(signature.First, &v.Signature); err != nil {
+		return SignedHeaderView{}, err
 	}
-	return h, nil
+	return v, nil
+}
+
+// AppendCanonicalDigest appends the bytes a machine signed to dst, as
+// AppendCanonicalDigest does with v's timestamp and nonce as strings, and
+// returns the extended slice. With a dst of enough capacity the call does
+// not allocate.
+func (v *SignedHeaderView) AppendCanonicalDigest(dst, method []byte, path string, bodySHA256 []byte) []byte {
+	dst = append(dst, method...)
+	dst = append(dst, ':')
+	dst = append(dst, path...)
+	dst = append(dst, ':')
+	dst = append(dst, v.TimestampRaw...)
+	dst = append(dst, ':')
+	dst = append(dst, v.Nonce...)
+	dst = append(dst, ':')
+	return hex.AppendEncode(dst, bodySHA256)
 }
 
 // parseMachineID accepts only the 36-character hyphenated UUID form, in any
-// letter case, and returns it in lower case. Other UUID spellings (braces,
-// "urn:uuid:", no hyphens) are rejected so that one machine has one id text.
-func parseMachineID(v []byte) (string, error) {
-	if len(v) != 36 {
-		return "", fmt.Errorf("%w: %s %q is not a UUID (want 8-4-4-4-12 hex digits)",
+// letter case, and writes it to out in lower case. Other UUID spellings
+// (braces, "urn:uuid:", no hyphens) are rejected so that one machine has
+// one id text.
+func parseMachineID(v []byte, out *[machineIDLength]byte) error {
+	if len(v) != machineIDLength {
+		return fmt.Errorf("%w: %s %q is not a UUID (want 8-4-4-4-12 hex digits)",
 			ErrMalformedHeader, HeaderMachineID, clip(v))
 	}
 
-	var out [36]byte
 	for i, c := range v {
 		switch i {
 		case 8, 13, 18, 23:
 			if c != '-' {
-				return "", fmt.Errorf("%w: %s %q is not a UUID (want 8-4-4-4-12 hex digits)",
+				return fmt.Errorf("%w: %s %q is not a UUID (want 8-4-4-4-12 hex digits)",
 					ErrMalformedHeader, HeaderMachineID, clip(v))
 			}
 		default:
 			if !isHex(c) {
-				return "", fmt.Errorf("%w: %s %q is not a UUID (want 8-4-4-4-12 hex digits)",
+				return fmt.Errorf("%w: %s %q is not a UUID (want 8-4-4-4-12 hex digits)",
 					ErrMalformedHeader, HeaderMachineID, clip(v))
 			}
 			if 'A' <= c && c <= 'F' {
@@ -118,7 +190,7 @@ func parseMachineID(v []byte) (string, error) {
 		}
 		out[i] = c
 	}
-	return string(out[:]), nil
+	return nil
 }
 
 // parseTimestamp accepts a non-negative decimal integer without sign,

@@ -59,86 +59,97 @@ func TestParseSignedHeaders_ValuesAreCopies(t *testing.T) {
 	}
 }
 
-func TestParseSignedHeaders_Errors(t *testing.T) {
-	type headers struct{ id, ts, nonce, sig [][]byte }
-	valid := func() headers {
-		return headers{one(testMachineID), one("1767225600"), one(testNonce), one(testSignature)}
-	}
-	tests := []struct {
-		name   string
-		modify func(*headers)
-		want   error
-	}{
-		{"missing machine id", func(h *headers) { h.id = nil }, ErrMissingHeader},
-		{"missing timestamp", func(h *headers) { h.ts = nil }, ErrMissingHeader},
-		{"missing nonce", func(h *headers) { h.nonce = nil }, ErrMissingHeader},
-		{"missing signature", func(h *headers) { h.sig = nil }, ErrMissingHeader},
+// headerArgs holds the values of each signed header as ParseSignedHeaders
+// receives them.
+type headerArgs struct{ id, ts, nonce, sig [][]byte }
 
-		{"two machine ids", func(h *headers) {
+func validHeaderArgs() headerArgs {
+	return headerArgs{one(testMachineID), one("1767225600"), one(testNonce), one(testSignature)}
+}
+
+// headerErrorCase changes valid headers into ones that parsing rejects
+// with want.
+type headerErrorCase struct {
+	name   string
+	modify func(*headerArgs)
+	want   error
+}
+
+func headerErrorCases() []headerErrorCase {
+	return []headerErrorCase{
+		{"missing machine id", func(h *headerArgs) { h.id = nil }, ErrMissingHeader},
+		{"missing timestamp", func(h *headerArgs) { h.ts = nil }, ErrMissingHeader},
+		{"missing nonce", func(h *headerArgs) { h.nonce = nil }, ErrMissingHeader},
+		{"missing signature", func(h *headerArgs) { h.sig = nil }, ErrMissingHeader},
+
+		{"two machine ids", func(h *headerArgs) {
 			h.id = [][]byte{[]byte(testMachineID), []byte("0b7c1e2a-9f3d-4c5e-8a6b-7c8d9e0f1a2b")}
 		}, ErrDuplicateHeader},
-		{"same machine id twice", func(h *headers) { h.id = append(h.id, []byte(testMachineID)) }, ErrDuplicateHeader},
-		{"fresh and stale timestamp", func(h *headers) { h.ts = append(h.ts, []byte("1000000000")) }, ErrDuplicateHeader},
-		{"two nonces", func(h *headers) { h.nonce = append(h.nonce, []byte("other-nonce")) }, ErrDuplicateHeader},
-		{"two signatures", func(h *headers) { h.sig = append(h.sig, []byte(testSignature)) }, ErrDuplicateHeader},
-		{"duplicate wins over missing", func(h *headers) {
+		{"same machine id twice", func(h *headerArgs) { h.id = append(h.id, []byte(testMachineID)) }, ErrDuplicateHeader},
+		{"fresh and stale timestamp", func(h *headerArgs) { h.ts = append(h.ts, []byte("1000000000")) }, ErrDuplicateHeader},
+		{"two nonces", func(h *headerArgs) { h.nonce = append(h.nonce, []byte("other-nonce")) }, ErrDuplicateHeader},
+		{"two signatures", func(h *headerArgs) { h.sig = append(h.sig, []byte(testSignature)) }, ErrDuplicateHeader},
+		{"duplicate wins over missing", func(h *headerArgs) {
 			h.id = nil
 			h.ts = append(h.ts, []byte("1"))
 		}, ErrDuplicateHeader},
 
-		{"machine id not a uuid", func(h *headers) { h.id = one("m-a") }, ErrMalformedHeader},
-		{"machine id in braces", func(h *headers) { h.id = one("{" + testMachineID + "}") }, ErrMalformedHeader},
-		{"machine id urn", func(h *headers) { h.id = one("urn:uuid:" + testMachineID) }, ErrMalformedHeader},
-		{"machine id without hyphens", func(h *headers) {
+		{"machine id not a uuid", func(h *headerArgs) { h.id = one("m-a") }, ErrMalformedHeader},
+		{"machine id in braces", func(h *headerArgs) { h.id = one("{" + testMachineID + "}") }, ErrMalformedHeader},
+		{"machine id urn", func(h *headerArgs) { h.id = one("urn:uuid:" + testMachineID) }, ErrMalformedHeader},
+		{"machine id without hyphens", func(h *headerArgs) {
 			h.id = one(strings.ReplaceAll(testMachineID, "-", ""))
 		}, ErrMalformedHeader},
-		{"machine id with non-hex", func(h *headers) { h.id = one("6f1c2a9e-3b4d-4e5f-8a7b-1c2d3e4f5a6g") }, ErrMalformedHeader},
-		{"machine id hyphen misplaced", func(h *headers) { h.id = one("6f1c2a9e3-b4d-4e5f-8a7b-1c2d3e4f5a6b") }, ErrMalformedHeader},
-		{"empty machine id", func(h *headers) { h.id = one("") }, ErrMalformedHeader},
+		{"machine id with non-hex", func(h *headerArgs) { h.id = one("6f1c2a9e-3b4d-4e5f-8a7b-1c2d3e4f5a6g") }, ErrMalformedHeader},
+		{"machine id hyphen misplaced", func(h *headerArgs) { h.id = one("6f1c2a9e3-b4d-4e5f-8a7b-1c2d3e4f5a6b") }, ErrMalformedHeader},
+		{"empty machine id", func(h *headerArgs) { h.id = one("") }, ErrMalformedHeader},
 
-		{"empty timestamp", func(h *headers) { h.ts = one("") }, ErrMalformedHeader},
-		{"negative timestamp", func(h *headers) { h.ts = one("-1767225600") }, ErrMalformedHeader},
-		{"plus sign timestamp", func(h *headers) { h.ts = one("+1767225600") }, ErrMalformedHeader},
-		{"fractional timestamp", func(h *headers) { h.ts = one("1767225600.5") }, ErrMalformedHeader},
-		{"leading zero timestamp", func(h *headers) { h.ts = one("01767225600") }, ErrMalformedHeader},
-		{"padded timestamp", func(h *headers) { h.ts = one(" 1767225600") }, ErrMalformedHeader},
-		{"overflowing timestamp", func(h *headers) { h.ts = one("9223372036854775808") }, ErrMalformedHeader},
-		{"too long timestamp", func(h *headers) { h.ts = one("12345678901234567890") }, ErrMalformedHeader},
+		{"empty timestamp", func(h *headerArgs) { h.ts = one("") }, ErrMalformedHeader},
+		{"negative timestamp", func(h *headerArgs) { h.ts = one("-1767225600") }, ErrMalformedHeader},
+		{"plus sign timestamp", func(h *headerArgs) { h.ts = one("+1767225600") }, ErrMalformedHeader},
+		{"fractional timestamp", func(h *headerArgs) { h.ts = one("1767225600.5") }, ErrMalformedHeader},
+		{"leading zero timestamp", func(h *headerArgs) { h.ts = one("01767225600") }, ErrMalformedHeader},
+		{"padded timestamp", func(h *headerArgs) { h.ts = one(" 1767225600") }, ErrMalformedHeader},
+		{"overflowing timestamp", func(h *headerArgs) { h.ts = one("9223372036854775808") }, ErrMalformedHeader},
+		{"too long timestamp", func(h *headerArgs) { h.ts = one("12345678901234567890") }, ErrMalformedHeader},
 
-		{"short nonce", func(h *headers) { h.nonce = one("1234567") }, ErrMalformedHeader},
-		{"long nonce", func(h *headers) { h.nonce = one(strings.Repeat("a", 129)) }, ErrMalformedHeader},
-		{"nonce with colon", func(h *headers) { h.nonce = one("abcd:efgh") }, ErrMalformedHeader},
-		{"nonce with space", func(h *headers) { h.nonce = one("abcd efgh") }, ErrMalformedHeader},
-		{"nonce with control byte", func(h *headers) { h.nonce = one("abcd\x01efgh") }, ErrMalformedHeader},
-		{"nonce with non-ASCII", func(h *headers) { h.nonce = one("abcdefgh\xc3\xa6") }, ErrMalformedHeader},
+		{"short nonce", func(h *headerArgs) { h.nonce = one("1234567") }, ErrMalformedHeader},
+		{"long nonce", func(h *headerArgs) { h.nonce = one(strings.Repeat("a", 129)) }, ErrMalformedHeader},
+		{"nonce with colon", func(h *headerArgs) { h.nonce = one("abcd:efgh") }, ErrMalformedHeader},
+		{"nonce with space", func(h *headerArgs) { h.nonce = one("abcd efgh") }, ErrMalformedHeader},
+		{"nonce with control byte", func(h *headerArgs) { h.nonce = one("abcd\x01efgh") }, ErrMalformedHeader},
+		{"nonce with non-ASCII", func(h *headerArgs) { h.nonce = one("abcdefgh\xc3\xa6") }, ErrMalformedHeader},
 
-		{"signature url-safe base64", func(h *headers) {
+		{"signature url-safe base64", func(h *headerArgs) {
 			sig := make([]byte, SignatureSize)
 			sig[0] = 0xfb
 			h.sig = one(base64.URLEncoding.EncodeToString(sig))
 		}, ErrMalformedHeader},
-		{"signature unpadded", func(h *headers) {
+		{"signature unpadded", func(h *headerArgs) {
 			h.sig = one(base64.RawStdEncoding.EncodeToString(make([]byte, SignatureSize)))
 		}, ErrMalformedHeader},
-		{"signature 63 bytes", func(h *headers) {
+		{"signature 63 bytes", func(h *headerArgs) {
 			h.sig = one(base64.StdEncoding.EncodeToString(make([]byte, 63)))
 		}, ErrMalformedHeader},
-		{"signature 65 bytes", func(h *headers) {
+		{"signature 65 bytes", func(h *headerArgs) {
 			h.sig = one(base64.StdEncoding.EncodeToString(make([]byte, 65)))
 		}, ErrMalformedHeader},
-		{"signature hex", func(h *headers) { h.sig = one(strings.Repeat("00", SignatureSize)) }, ErrMalformedHeader},
-		{"signature non-zero padding bits", func(h *headers) {
+		{"signature hex", func(h *headerArgs) { h.sig = one(strings.Repeat("00", SignatureSize)) }, ErrMalformedHeader},
+		{"signature non-zero padding bits", func(h *headerArgs) {
 			// The last character before "==" carries 4 unused bits; 'B'
 			// sets one of them.
 			h.sig = one(testSignature[:85] + "B==")
 		}, ErrMalformedHeader},
-		{"signature with inner newline", func(h *headers) {
+		{"signature with inner newline", func(h *headerArgs) {
 			h.sig = one(testSignature[:40] + "\n" + testSignature[41:])
 		}, ErrMalformedHeader},
 	}
-	for _, tt := range tests {
+}
+
+func TestParseSignedHeaders_Errors(t *testing.T) {
+	for _, tt := range headerErrorCases() {
 		t.Run(tt.name, func(t *testing.T) {
-			h := valid()
+			h := validHeaderArgs()
 			tt.modify(&h)
 			_, err := ParseSignedHeaders(h.id, h.ts, h.nonce, h.sig)
 			if !errors.Is(err, tt.want) {

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"hash/maphash"
 	mathrand "math/rand/v2"
 	"strconv"
 	"sync"
@@ -15,8 +16,9 @@ import (
 )
 
 // This file holds the parts of the request path that run for every request
-// and are built to allocate nothing: the pooled request state, request ids,
-// and the metric series resolved ahead of time.
+// and are built to allocate nothing: the pooled request and machine-call
+// state, request ids, interned machine ids, and the metric series resolved
+// ahead of time.
 
 // requestPool recycles request values. A request is returned by
 // releaseRequest once its handler and metrics are done, so nothing may
@@ -73,6 +75,85 @@ func (rc *request) newID() {
 	text[23] = '-'
 	hex.Encode(text[24:], u[10:])
 	rc.id = string(text[:])
+}
+
+// machineCallPool recycles machineCall values. signed returns each one
+// with releaseMachineCall when its handler returns.
+var machineCallPool = sync.Pool{New: func() any { return new(machineCall) }}
+
+// releaseMachineCall clears mc, so that it keeps no machine entry or
+// request body alive, and returns it to the pool.
+func releaseMachineCall(mc *machineCall) {
+	*mc = machineCall{}
+	machineCallPool.Put(mc)
+}
+
+// internShards is the number of independently locked parts of an
+// internTable. It is a power of two, so the shard is picked with a mask.
+const internShards = 16
+
+// maxInternedMachineIDs bounds machineIDs. Each entry is a 36-byte id
+// string and its map slot, an estimated 100 bytes, so the table stays
+// under about 7 MB.
+const maxInternedMachineIDs = 1 << 16
+
+// machineIDs interns the id text of each machine that passed checks 1 to
+// 9, so that its later requests find the id string without copying it out
+// of the request. Only authenticated machines are added, so a client
+// cannot fill the table with ids of its own. Every Server in the process
+// shares it, which is harmless because the entries are immutable strings
+// that equal their keys.
+var machineIDs = newInternTable(maxInternedMachineIDs)
+
+// internTable maps a string's text to one shared copy of it. A shard that
+// reaches its limit is emptied before the next insert, which costs at most
+// one allocation per request until the ids in use are added again.
+type internTable struct {
+	seed       maphash.Seed
+	shardLimit int
+	shards     [internShards]internShard
+}
+
+type internShard struct {
+	mu      sync.RWMutex
+	strings map[string]string
+	// Padding keeps neighbouring shards' locks off one cache line.
+	_ [32]byte
+}
+
+// newInternTable returns a table of at most limit strings. A limit below
+// the shard count is raised to one string per shard.
+func newInternTable(limit int) *internTable {
+	t := &internTable{seed: maphash.MakeSeed(), shardLimit: max(limit/internShards, 1)}
+	for i := range t.shards {
+		t.shards[i].strings = make(map[string]string)
+	}
+	return t
+}
+
+// lookup returns the interned string whose text is text, without
+// allocating.
+func (t *internTable) lookup(text []byte) (string, bool) {
+	sh := &t.shards[maphash.Bytes(t.seed, text)&(internShards-1)]
+	sh.mu.RLock()
+	s, ok := sh.strings[string(text)]
+	sh.mu.RUnlock()
+	return s, ok
+}
+
+// add interns s. s must not alias a mutable buffer, such as a request
+// buffer, because later lookups return it.
+func (t *internTable) add(s string) {
+	sh := &t.shards[maphash.String(t.seed, s)&(internShards-1)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if _, ok := sh.strings[s]; ok {
+		return
+	}
+	if len(sh.strings) >= t.shardLimit {
+		clear(sh.strings)
+	}
+	sh.strings[s] = s
 }
 
 // maxStatus bounds the status codes whose request counters are cached.

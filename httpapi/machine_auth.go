@@ -22,7 +22,9 @@ const headerContentSHA256 = "X-Content-Sha256"
 // names nothing so that a blocked caller learns nothing about the rules.
 const msgAccessDenied = "Access denied"
 
-// machineCall is a signed request that passed checks 1 to 9.
+// machineCall is a signed request that passed checks 1 to 9. It comes
+// from machineCallPool and goes back when the handler returns, so a
+// handler must not keep it, or its body, past its return.
 type machineCall struct {
 	entry   *fsm.MachineEntry
 	machine *fsm.Machine
@@ -39,6 +41,7 @@ func (s *Server) signed(handle func(*request, *machineCall) error) func(*request
 		if err != nil {
 			return err
 		}
+		defer releaseMachineCall(mc)
 		return handle(rc, mc)
 	}
 }
@@ -54,18 +57,24 @@ func (s *Server) authenticateMachine(rc *request) (*machineCall, error) {
 	client, _ := s.clientAddress(rc)
 	body := rc.ctx.PostBody()
 	sum := sha256.Sum256(body)
-	rc.bodyHash = hex.EncodeToString(sum[:])
+	rc.bodyHash = bodyHashText(body, &sum)
 
 	// 1. Headers present and well formed, no query string.
-	h, err := s.readSignedHeaders(rc)
+	h, err := readSignedHeaders(rc)
 	if err != nil {
 		return nil, err
 	}
 
-	// 2. Machine known. ParseSignedHeaders lower-cased the id.
-	entry, ok := s.sm.Machine(fsm.MachineID(h.MachineID))
+	// 2. Machine known. ParseSignedHeaderView lower-cased the id. The id
+	// text of a machine that authenticated before is interned, so only
+	// other ids are copied out of the request.
+	machineID, interned := machineIDs.lookup(h.MachineID[:])
+	if !interned {
+		machineID = string(h.MachineID[:])
+	}
+	entry, ok := s.sm.Machine(fsm.MachineID(machineID))
 	if !ok {
-		s.authFailure(rc, h.MachineID, nil, "unknown_machine")
+		s.authFailure(rc, machineID, nil, "unknown_machine")
 		return nil, fail(ErrUnauthorized, "Unknown machine")
 	}
 	m := &entry.Machine
@@ -94,7 +103,7 @@ func (s *Server) authenticateMachine(rc *request) (*machineCall, error) {
 		return nil, err
 	}
 
-	if err := s.verifyRequest(rc, h, entry, body, sum[:]); err != nil {
+	if err := s.verifyRequest(rc, &h, machineID, entry, sum[:]); err != nil {
 		return nil, err
 	}
 
@@ -108,60 +117,87 @@ func (s *Server) authenticateMachine(rc *request) (*machineCall, error) {
 		return nil, err
 	}
 
+	if !interned {
+		machineIDs.add(machineID)
+	}
 	s.lastSeen.record(string(m.ID), rc.now.UnixMilli(), client)
-	return &machineCall{entry: entry, machine: m, client: client, body: body}, nil
+	mc := machineCallPool.Get().(*machineCall)
+	*mc = machineCall{entry: entry, machine: m, client: client, body: body}
+	return mc, nil
+}
+
+// emptyBodySHA256 is the hex SHA-256 of an empty body.
+var emptyBodySHA256 = func() string {
+	sum := sha256.Sum256(nil)
+	return hex.EncodeToString(sum[:])
+}()
+
+// bodyHashText returns the hex text of sum, the SHA-256 of body. An empty
+// body, as a GET sends, gets a shared string, so only requests with a body
+// allocate one.
+func bodyHashText(body []byte, sum *[sha256.Size]byte) string {
+	if len(body) == 0 {
+		return emptyBodySHA256
+	}
+	var text [2 * sha256.Size]byte
+	hex.Encode(text[:], sum[:])
+	return string(text[:])
 }
 
 // readSignedHeaders is check 1. A query string is rejected because the
-// signed bytes never cover one, so its content could not be trusted.
-func (s *Server) readSignedHeaders(rc *request) (guard.SignedHeaders, error) {
+// signed bytes never cover one, so its content could not be trusted. The
+// byte slices of the result are fasthttp buffers, valid only until the
+// handler returns.
+func readSignedHeaders(rc *request) (guard.SignedHeaderView, error) {
 	hdr := &rc.ctx.Request.Header
-	// PeekAll returns a slice that fasthttp reuses on the next call, so each
-	// result is copied. The byte slices inside stay valid until the handler
-	// returns; ParseSignedHeaders copies what it keeps.
-	machineID := peekAll(hdr, guard.HeaderMachineID)
-	timestamp := peekAll(hdr, guard.HeaderTimestamp)
-	nonce := peekAll(hdr, guard.HeaderNonce)
-	signature := peekAll(hdr, guard.HeaderSignature)
-	if n := len(peekAll(hdr, headerContentSHA256)); n > 1 {
-		return guard.SignedHeaders{}, fail(guard.ErrDuplicateHeader, "%s sent %d times; send it once", headerContentSHA256, n)
+	machineID := headerValues(hdr, guard.HeaderMachineID)
+	timestamp := headerValues(hdr, guard.HeaderTimestamp)
+	nonce := headerValues(hdr, guard.HeaderNonce)
+	signature := headerValues(hdr, guard.HeaderSignature)
+	if n := len(hdr.PeekAll(headerContentSHA256)); n > 1 {
+		return guard.SignedHeaderView{}, fail(guard.ErrDuplicateHeader, "%s sent %d times; send it once", headerContentSHA256, n)
 	}
 
-	h, err := guard.ParseSignedHeaders(machineID, timestamp, nonce, signature)
+	h, err := guard.ParseSignedHeaderView(machineID, timestamp, nonce, signature)
 	if err != nil {
-		return guard.SignedHeaders{}, err
+		return guard.SignedHeaderView{}, err
 	}
 	if rc.hasQuery {
-		return guard.SignedHeaders{}, fail(ErrUnauthorized, "Signed requests must not carry a query string; the signature does not cover it")
+		return guard.SignedHeaderView{}, fail(ErrUnauthorized, "Signed requests must not carry a query string; the signature does not cover it")
 	}
 	return h, nil
 }
 
-func peekAll(hdr *fasthttp.RequestHeader, name string) [][]byte {
+// headerValues returns the first value of header name and the number of
+// values sent. fasthttp matches the name without regard to case, because
+// the server normalizes header names. PeekAll reuses its result slice on
+// the next call, so only the first value, a slice of the request buffer,
+// is kept from it.
+func headerValues(hdr *fasthttp.RequestHeader, name string) guard.HeaderValues {
 	values := hdr.PeekAll(name)
 	if len(values) == 0 {
-		return nil
+		return guard.HeaderValues{}
 	}
-	return append([][]byte(nil), values...)
+	return guard.HeaderValues{First: values[0], Count: len(values)}
 }
 
 // verifyRequest is checks 5 to 7: timestamp, body hash and signature, then
 // the nonce. The nonce is recorded only after the signature verified, so
 // unauthenticated requests cannot fill the replay cache or burn a
-// machine's nonces.
-func (s *Server) verifyRequest(rc *request, h guard.SignedHeaders, entry *fsm.MachineEntry, _, sum []byte) error {
+// machine's nonces. machineID is h.MachineID as a string.
+func (s *Server) verifyRequest(rc *request, h *guard.SignedHeaderView, machineID string, entry *fsm.MachineEntry, sum []byte) error {
 	m := &entry.Machine
 
 	// 5. Timestamp window.
 	if err := guard.CheckTimestamp(h.Timestamp, rc.now, s.cfg.TimestampWindow); err != nil {
-		s.authFailure(rc, h.MachineID, m, "timestamp_skew")
+		s.authFailure(rc, machineID, m, "timestamp_skew")
 		return err
 	}
 
 	// 6. Body hash header, when sent, and the Ed25519 signature.
 	if sent := rc.ctx.Request.Header.Peek(headerContentSHA256); len(sent) > 0 {
 		if !hexDigestEqual(sent, sum) {
-			s.authFailure(rc, h.MachineID, m, "content_hash_mismatch")
+			s.authFailure(rc, machineID, m, "content_hash_mismatch")
 			return fail(ErrUnauthorized, "%s does not match the SHA-256 of the body received", headerContentSHA256)
 		}
 	}
@@ -169,18 +205,23 @@ func (s *Server) verifyRequest(rc *request, h guard.SignedHeaders, entry *fsm.Ma
 	// header check, and the signed bytes reuse it. The key cache holds the
 	// expanded key of each machine that signs requests, and the verifier
 	// checks this signature with those of concurrent requests.
-	msg := guard.AppendCanonicalDigest(rc.signedBytes[:0], rc.ctx.Method(), rc.path, h.TimestampRaw, h.Nonce, sum)
+	msg := h.AppendCanonicalDigest(rc.signedBytes[:0], rc.ctx.Method(), rc.path, sum)
 	if !s.keyCache.VerifyBatched(s.verifier, entry.Key, msg, h.Signature[:]) {
-		s.authFailure(rc, h.MachineID, m, "invalid_signature")
+		s.authFailure(rc, machineID, m, "invalid_signature")
 		return fail(ErrUnauthorized, "Invalid signature")
 	}
 
-	// 7. Nonce unused within the window.
-	if !s.replay.CheckAndRecord(h.MachineID, h.Nonce, rc.now) {
-		s.authFailure(rc, h.MachineID, m, "nonce_reused")
+	// 7. Nonce unused within the window. The nonce is copied out of the
+	// request buffer here, after the signature verified, because the replay
+	// cache and the broadcast to peers take a string. Neither keeps it, so
+	// the Go compiler (1.26) makes the copy of a nonce of up to 32 bytes on
+	// the stack.
+	nonce := string(h.Nonce)
+	if !s.replay.CheckAndRecord(machineID, nonce, rc.now) {
+		s.authFailure(rc, machineID, m, "nonce_reused")
 		return fail(ErrUnauthorized, "Nonce already used; send a fresh nonce with every request")
 	}
-	s.node.PublishNonce(h.MachineID, h.Nonce, rc.now.Add(s.replay.Retention()))
+	s.node.PublishNonce(machineID, nonce, rc.now.Add(s.replay.Retention()))
 	return nil
 }
 
