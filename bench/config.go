@@ -63,6 +63,13 @@ type Config struct {
 	// requests open-loop at this many per second instead of closed-loop
 	// with Connections connections.
 	FloodRate float64
+	// Pipeline, when above 1, sends the signed reads of the read
+	// scenarios with HTTP/1.1 pipelining: up to Pipeline requests in
+	// flight on each connection, over Connections ÷ Pipeline connections.
+	// The node then reads and answers several requests per system call,
+	// which shows its cost per request without the two system calls that
+	// a client waiting for each response costs it. Default 1 (off).
+	Pipeline int
 	// Presign signs the requests of a run before it starts, so that the
 	// bench's own signing does not compete with the server for CPU when
 	// both share a host. Default true.
@@ -127,6 +134,7 @@ func DefaultConfig() Config {
 		Duration:       15 * time.Second,
 		Machines:       200,
 		Connections:    64,
+		Pipeline:       1,
 		Presign:        true,
 		Writers:        []int{1, 64, 256},
 		Sweep:          []float64{0.5},
@@ -200,6 +208,10 @@ func (c Config) validateLoad() error {
 		return invalidf("--machines %d must be at least 1", c.Machines)
 	case c.Connections < 1 || c.Connections > 10_000:
 		return invalidf("--connections %d is outside 1 to 10000", c.Connections)
+	case c.Pipeline < 1 || c.Pipeline > 256:
+		return invalidf("--pipeline %d is outside 1 to 256; use 1 to wait for each response before the next request", c.Pipeline)
+	case c.Pipeline > c.Connections:
+		return invalidf("--pipeline %d is above --connections %d; each pipelined connection carries --pipeline of the --connections requests in flight", c.Pipeline, c.Connections)
 	case c.Rate < 0:
 		return invalidf("--rate %g is negative; use 0 for closed-loop load", c.Rate)
 	case c.FloodRate < 0:

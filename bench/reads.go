@@ -20,7 +20,7 @@ func (r *runner) runReads(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	res := &ReadsResult{Machines: r.cfg.Machines, Presigned: r.cfg.Presign}
+	res := &ReadsResult{Machines: r.cfg.Machines, Presigned: r.cfg.Presign, Pipeline: r.cfg.Pipeline}
 	r.report.Reads = res
 
 	var cpu [2]cpuSample
@@ -125,6 +125,11 @@ func (r *runner) newReads(set *readSet, nodes, conns int) (*signedReads, error) 
 	targets, err := r.targets(nodes, perNode)
 	if err != nil {
 		return nil, err
+	}
+	if depth := r.cfg.Pipeline; depth > 1 {
+		for _, t := range targets {
+			t.pipeline(max(perNode/depth, 1), depth, r.cfg.RequestTimeout)
+		}
 	}
 	var pool *presignPool
 	if r.cfg.Presign {

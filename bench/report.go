@@ -73,6 +73,9 @@ type ReadsResult struct {
 	Machines int `json:"machines"`
 	// Presigned is true when requests were signed before each run.
 	Presigned bool `json:"presigned"`
+	// Pipeline is the number of requests in flight on each connection:
+	// above 1, the reads were sent with HTTP/1.1 pipelining.
+	Pipeline int `json:"pipeline"`
 	// Nodes is the read rate against the first k target nodes, for k = 1
 	// to the number of targets, spread evenly.
 	Nodes []NodeScaling `json:"nodes"`

@@ -236,7 +236,7 @@ func (s *signedReads) send(worker int, _ int64) (int, error) {
 	hdr.SetBytesV(client.HeaderTimestamp, w.ts)
 	hdr.SetBytesV(client.HeaderNonce, h.nonce[:])
 	hdr.SetBytesV(client.HeaderSignature, h.signature[:])
-	if err := w.target.hc.Do(w.req, w.resp); err != nil {
+	if err := w.target.doRead(w.req, w.resp); err != nil {
 		return 0, err
 	}
 	return w.resp.StatusCode(), nil

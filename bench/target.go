@@ -18,6 +18,34 @@ type target struct {
 	url  string
 	host string // Host header value
 	hc   *fasthttp.HostClient
+	// pc, when set, sends the signed reads with HTTP/1.1 pipelining.
+	pc *fasthttp.PipelineClient
+}
+
+// doRead sends a signed read through the pipelining client when there is
+// one, else through hc.
+func (t *target) doRead(req *fasthttp.Request, resp *fasthttp.Response) error {
+	if t.pc != nil {
+		return t.pc.Do(req, resp)
+	}
+	return t.hc.Do(req, resp)
+}
+
+// pipeline makes t send signed reads with up to depth requests in flight
+// on each of conns connections.
+func (t *target) pipeline(conns, depth int, timeout time.Duration) {
+	t.pc = &fasthttp.PipelineClient{
+		Addr:                          t.hc.Addr,
+		Name:                          t.hc.Name,
+		MaxConns:                      conns,
+		MaxPendingRequests:            conns * depth,
+		MaxBatchDelay:                 0,
+		ReadTimeout:                   timeout,
+		WriteTimeout:                  timeout,
+		IsTLS:                         t.hc.IsTLS,
+		TLSConfig:                     t.hc.TLSConfig,
+		DisableHeaderNamesNormalizing: true,
+	}
 }
 
 // newTarget returns a client for the node at rawURL (http or https).

@@ -134,6 +134,9 @@ func (rep *Report) writeReads(w io.Writer) {
 	if res == nil {
 		return
 	}
+	if res.Pipeline > 1 {
+		fmt.Fprintf(w, "  pipelining\t%d requests in flight per connection\n", res.Pipeline)
+	}
 	for _, n := range res.Nodes[1:] {
 		fmt.Fprintf(w, "  reads on %d nodes\t%s/s\t%.2f × linear\n", n.Nodes, count(n.ReadsPerSecond), n.RatioToLinear)
 	}

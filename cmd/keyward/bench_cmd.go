@@ -56,6 +56,7 @@ func addBenchFlags(f *pflag.FlagSet, cfg *bench.Config) {
 	f.DurationVar(&cfg.Duration, "duration", cfg.Duration, "Length of each measured load run, as a Go duration such as 15s.")
 	f.IntVar(&cfg.Machines, "machines", cfg.Machines, "Number of machines registered for the read scenarios, and of registrations in the register scenario.")
 	f.IntVar(&cfg.Connections, "connections", cfg.Connections, "Concurrent connections of a closed-loop run, or the bound on requests in flight of an open-loop run.")
+	f.IntVar(&cfg.Pipeline, "pipeline", cfg.Pipeline, "Signed reads in flight on each connection with HTTP/1.1 pipelining, over --connections divided by this many connections; 1 waits for each response, as the SDKs do.")
 	f.Float64Var(&cfg.Rate, "rate", cfg.Rate, "Open-loop read rate in requests per second; 0 runs closed-loop (flood: rate of the normal reads, default 1000).")
 	f.Float64Var(&cfg.FloodRate, "flood-rate", cfg.FloodRate, "Open-loop rate of the flood scenario's blocked requests in requests per second; 0 floods closed-loop with --connections connections.")
 	f.BoolVar(&cfg.Presign, "presign", cfg.Presign, "Sign requests before each run so the bench's signing does not compete with a local server for CPU.")
