@@ -53,7 +53,7 @@ func BenchmarkVerifyPerSignature(b *testing.B) {
 		voi.VerifyExpandedWithOptions(expanded[0].expanded, msg, sigs[0], cofactorless)
 	})
 	measure("single=cofactored", 1, func() { expanded[0].Verify(msg, sigs[0]) })
-	for _, n := range []int{4, 8, 16, 32, 64} {
+	for _, n := range []int{2, 3, 4, 8, 16, 32, 64} {
 		verifier := NewBatchVerifier(n, 1)
 		scratch := &batchScratch{verifier: voi.NewBatchVerifier()}
 		for i := range n {
