@@ -105,10 +105,7 @@ func applyDeleteSecret(t *tx, c *Command) (any, error) {
 	}
 
 	revoked := []MachineID{}
-	for _, e := range t.machinesInVault(p.VaultID) {
-		if !e.HasGrant(p.ID) {
-			continue
-		}
+	for _, e := range t.machinesGranted(p.VaultID, p.ID) {
 		t.updateMachine(e, func(m *Machine) {
 			m.Grants = slices.DeleteFunc(m.Grants, func(id SecretID) bool { return id == p.ID })
 		})

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -233,4 +234,30 @@ func TestFSM_SecretVersionsBounded(t *testing.T) {
 		t.Fatalf("kept versions %d to %d, want %d to %d",
 			versions[0].Version, versions[len(versions)-1].Version, last-MaxSecretVersions+1, last)
 	}
+}
+
+// TestFSM_DeleteSecretGrantedInSameBatch grants a secret and deletes it in
+// one apply batch: the grant, known only to the batch, is still revoked.
+func TestFSM_DeleteSecretGrantedInSameBatch(t *testing.T) {
+	h := newHarness(t)
+	h.setupVault(vaultA)
+	h.setupProject(vaultA, projA, "payments")
+	h.setupSecret(projA, secA, "db", "v1")
+	h.setupMachine(vaultA, machine1, TokenKindStandard, 1)
+
+	grant := h.entry(CmdSetGrants, SetGrantsPayload{VaultID: vaultA, MachineID: machine1, SecretIDs: []SecretID{secA}})
+	del := h.entry(CmdDeleteSecret, DeleteSecretPayload{VaultID: vaultA, ID: secA})
+	out := h.f.ApplyBatch([]*raft.Log{grant, del})
+
+	var d DeletedSecret
+	if err := json.Unmarshal(asResponse(t, out[1]).Body, &d); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(d.RevokedGrants, []MachineID{machine1}) {
+		t.Fatalf("revoked grants = %v, want [%s]", d.RevokedGrants, machine1)
+	}
+	if got := h.machine(machine1).Grants; len(got) != 0 {
+		t.Fatalf("machine1 grants = %v, want none", got)
+	}
+	checkMachineIndex(t, h.f)
 }

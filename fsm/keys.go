@@ -51,7 +51,7 @@ var knownPrefixes = []string{
 	prefixMeta, prefixVault, prefixProject, prefixSecret, prefixSecretVersion,
 	prefixMachine, prefixMachineKey, prefixAdminToken, prefixBootstrapToken, prefixRequest, prefixRequestTime,
 	prefixAudit, prefixAuditBucket, prefixAlertSettings, prefixWebhook, prefixDelivery,
-	prefixExpiryWarning, prefixVaultMachine, prefixMachineExpiry, prefixTokenID,
+	prefixExpiryWarning, prefixVaultMachine, prefixMachineExpiry, prefixTokenID, prefixMachineGrant,
 }
 
 // keyspaceEnd is above every key: all prefixes are printable ASCII.

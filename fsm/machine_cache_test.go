@@ -16,8 +16,9 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// checkMachineIndex fails unless the index records of f are exactly those
-// its machine and bootstrap token records call for.
+// checkMachineIndex fails unless the index records of f (vault members,
+// expiries, grants and token ids) are exactly those its machine and
+// bootstrap token records call for.
 func checkMachineIndex(t testing.TB, f *FSM) {
 	t.Helper()
 	var want, got []string
@@ -27,6 +28,9 @@ func checkMachineIndex(t testing.TB, f *FSM) {
 			return err
 		}
 		want = append(want, vaultMachineKey(m.VaultID, m.ID))
+		for _, secret := range m.Grants {
+			want = append(want, machineGrantKey(secret, m.ID))
+		}
 		if k := machineExpiryKey(&m); k != "" {
 			want = append(want, k)
 		}

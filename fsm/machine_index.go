@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -19,6 +20,9 @@ import (
 //
 // Both are empty records written in the same batch as the machine, so
 // they are replicated, snapshotted and checksummed like the rest.
+//   - mgrant/<secret id>/<machine id> lists the machines granted a secret,
+//     so that deleting a secret touches only the machines it was granted
+//     to.
 //
 // Bootstrap tokens are read from the store too, and btid/<vault id>/<token
 // id>, holding the token's hash, lists a vault's tokens and finds one by
@@ -27,6 +31,7 @@ const (
 	prefixVaultMachine  = "vmach/"
 	prefixMachineExpiry = "mexp/"
 	prefixTokenID       = "btid/"
+	prefixMachineGrant  = "mgrant/"
 )
 
 // keyMachineIndex marks a store whose index records (machines and token
@@ -35,12 +40,12 @@ const (
 const keyMachineIndex = prefixMeta + "machine-index"
 
 // machineIndexVersion is the layout the marker records. Version 1 had no
-// btid/ records.
-const machineIndexVersion = 2
+// btid/ records and version 2 no mgrant/ records.
+const machineIndexVersion = 3
 
 // storeIndexPrefixes are the prefixes of every index record that
 // ensureMachineIndex builds.
-var storeIndexPrefixes = []string{prefixVaultMachine, prefixMachineExpiry, prefixTokenID}
+var storeIndexPrefixes = []string{prefixVaultMachine, prefixMachineExpiry, prefixTokenID, prefixMachineGrant}
 
 type machineIndexRecord struct {
 	Version int `json:"version"`
@@ -52,6 +57,14 @@ func vaultMachineKey(vault VaultID, id MachineID) string {
 
 func vaultMachinePrefix(vault VaultID) string {
 	return prefixVaultMachine + string(vault) + "/"
+}
+
+func machineGrantKey(secret SecretID, id MachineID) string {
+	return prefixMachineGrant + string(secret) + "/" + string(id)
+}
+
+func machineGrantPrefix(secret SecretID) string {
+	return prefixMachineGrant + string(secret) + "/"
 }
 
 // tokenIDIndexKey is the key of the record that maps a bootstrap token's
@@ -91,14 +104,36 @@ func (t *tx) indexMachineChange(id MachineID, old, next *Machine) {
 	if next != nil {
 		nextKey = machineExpiryKey(next)
 	}
-	if oldKey == nextKey {
-		return
+	if oldKey != nextKey {
+		if oldKey != "" {
+			t.mustDelete(oldKey)
+		}
+		if nextKey != "" {
+			t.mustSet(nextKey, nil)
+		}
 	}
-	if oldKey != "" {
-		t.mustDelete(oldKey)
+	t.indexGrantChange(id, old, next)
+}
+
+// indexGrantChange writes the mgrant/ records of the grants that a machine
+// gained and deletes those of the grants it lost.
+func (t *tx) indexGrantChange(id MachineID, old, next *Machine) {
+	var before, after []SecretID
+	if old != nil {
+		before = old.Grants
 	}
-	if nextKey != "" {
-		t.mustSet(nextKey, nil)
+	if next != nil {
+		after = next.Grants
+	}
+	for _, secret := range before {
+		if !slices.Contains(after, secret) {
+			t.mustDelete(machineGrantKey(secret, id))
+		}
+	}
+	for _, secret := range after {
+		if !slices.Contains(before, secret) {
+			t.mustSet(machineGrantKey(secret, id), nil)
+		}
 	}
 }
 
@@ -149,6 +184,11 @@ func ensureMachineIndex(db *pebble.DB) error {
 		}
 		if err := batch.Set([]byte(vaultMachineKey(m.VaultID, m.ID)), nil, nil); err != nil {
 			return err
+		}
+		for _, secret := range m.Grants {
+			if err := batch.Set([]byte(machineGrantKey(secret, m.ID)), nil, nil); err != nil {
+				return err
+			}
 		}
 		if k := machineExpiryKey(&m); k != "" {
 			return batch.Set([]byte(k), nil, nil)

@@ -306,14 +306,19 @@ func (t *tx) rootOwnerCount() int {
 	return n
 }
 
-// machinesInVault returns the machines of vault, committed or staged in
-// this batch, sorted by id.
-func (t *tx) machinesInVault(vault VaultID) []*MachineEntry {
-	// The batch holds the index records of the batch's earlier commands,
-	// and its iterator reads through to the store.
-	ids, err := machineIDsInVault(t.batch, vault)
+// machinesGranted returns the machines of vault that hold a grant for
+// secret, committed or staged in this batch, sorted by id. It reads the
+// mgrant/ records through the batch, so its cost follows the machines
+// granted, not the machines of the vault.
+func (t *tx) machinesGranted(vault VaultID, secret SecretID) []*MachineEntry {
+	var ids []MachineID
+	prefix := machineGrantPrefix(secret)
+	err := scanIDs(t.batch, prefix, prefixEnd(prefix), func(id string) bool {
+		ids = append(ids, MachineID(id))
+		return true
+	})
 	if err != nil {
-		panic(fmt.Sprintf("fsm: list the machines of vault %s during apply: %v (replicas would diverge)", vault, err))
+		panic(fmt.Sprintf("fsm: list the machines granted %s during apply: %v (replicas would diverge)", secret, err))
 	}
 	for _, id := range t.uncommittedIDs(kindMachine) {
 		ids = append(ids, MachineID(id))
@@ -323,7 +328,7 @@ func (t *tx) machinesInVault(vault VaultID) []*MachineEntry {
 
 	var out []*MachineEntry
 	for _, id := range ids {
-		if e, ok := t.machine(id); ok && e.Machine.VaultID == vault {
+		if e, ok := t.machine(id); ok && e.Machine.VaultID == vault && e.HasGrant(secret) {
 			out = append(out, e)
 		}
 	}
