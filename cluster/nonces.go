@@ -367,34 +367,39 @@ func (n *Node) pullNonces(ctx context.Context, addr string) (int, bool, bool) {
 }
 
 // recordNonces records the unexpired nonces of a page in the replay cache
-// and keeps the page in the nonce log and its journal. Failure records are
-// skipped, because they were counted when they happened.
+// and keeps those the cache did not hold yet in the nonce log and its
+// journal. Failure records are skipped, because they were counted when
+// they happened.
 func (n *Node) recordNonces(page []byte) (int, error) {
-	count, expires, err := n.cacheNonces(page)
+	fresh, count, expires, err := n.cacheNonces(page)
 	if expires > 0 {
-		n.events.log.add(page, expires)
+		n.events.log.add(fresh, expires)
 	}
 	return count, err
 }
 
 // cacheNonces records the unexpired nonces of a page in the replay cache.
-// It returns how many there were and the latest expiry in Unix
-// milliseconds, zero when none.
-func (n *Node) cacheNonces(page []byte) (int, int64, error) {
+// It returns the records that the cache did not hold yet, how many there
+// were and their latest expiry in Unix milliseconds (zero when none).
+// Only those records go on to the nonce log and its journal: a page pulled
+// from a peer at start repeats what this node loaded from its own journal
+// or pulled from another peer, and keeping the repeats would make every
+// node's log grow with each restart and each peer's next pull longer.
+// Without a replay cache every unexpired nonce counts as new.
+func (n *Node) cacheNonces(page []byte) (fresh []byte, count int, expires int64, err error) {
 	now := time.Now()
-	var expires int64
-	count := 0
-	err := decodePeerEvents(page, func(ev peerEvent) {
+	err = decodePeerEvents(page, func(ev peerEvent) {
 		if ev.kind != recordNonce || !ev.expiresAt.After(now) {
+			return
+		}
+		if n.cfg.ReplayCache != nil && !n.cfg.ReplayCache.Record(ev.machineID, ev.nonce, ev.expiresAt) {
 			return
 		}
 		count++
 		expires = max(expires, ev.expiresAt.UnixMilli())
-		if n.cfg.ReplayCache != nil {
-			n.cfg.ReplayCache.Record(ev.machineID, ev.nonce, ev.expiresAt)
-		}
+		fresh = appendNonceRecord(fresh, ev.machineID, ev.nonce, ev.expiresAt)
 	})
-	return count, expires, err
+	return fresh, count, expires, err
 }
 
 // loadNonces opens the nonce journal, records the unexpired nonces it holds
@@ -411,12 +416,12 @@ func (n *Node) loadNonces() {
 	}
 	count := 0
 	for _, b := range blobs {
-		added, expires, err := n.cacheNonces(b.data)
+		fresh, added, expires, err := n.cacheNonces(b.data)
 		if err != nil {
 			n.logger.Warn("nonce journal batch ends in a malformed record", keyErr, err)
 		}
 		if expires > 0 {
-			n.events.log.keep(b.data, expires)
+			n.events.log.keep(fresh, expires)
 		}
 		count += added
 	}

@@ -162,3 +162,57 @@ func TestNonces_SingleNodeKeepsNoncesAcrossGracefulRestart(t *testing.T) {
 		t.Errorf("a nonce accepted before a graceful restart was accepted again")
 	}
 }
+
+// logBytes returns the bytes of tn's nonce log.
+func logBytes(tn *testNode) int {
+	l := tn.node.events.log
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.bytes
+}
+
+// TestNonces_RestartsDoNotGrowTheLog restarts each node of a cluster in
+// turn, three rounds, after 100 accepted nonces. A restarted node pulls
+// nonces that it also loads from its own journal; it must keep each once,
+// or every round multiplies the log that the next node pulls.
+func TestNonces_RestartsDoNotGrowTheLog(t *testing.T) {
+	nodes := startThree(t, withGuards)
+	leader := waitLeader(t, nodes...)
+	for _, tn := range nodes {
+		waitFor(t, 10*time.Second, "every node ready", tn.node.Ready)
+	}
+	const machine = "6f1c2d9e-3b4a-4c5d-8e7f-0a1b2c3d4e5f"
+	const accepted = 100
+	before := cacheSizes(nodes)
+	for i := range accepted {
+		acceptNonce(t, nodes[0], machine, fmt.Sprintf("nonce-restart-%04d", i))
+	}
+	for i, tn := range nodes {
+		waitFor(t, 5*time.Second, "every nonce on "+tn.cfg.NodeID, func() bool {
+			return tn.cfg.ReplayCache.Len() >= before[i]+accepted
+		})
+	}
+	recordBytes := len(appendNonceRecord(nil, machine, "nonce-restart-0000", time.Now()))
+	limit := accepted * recordBytes * 3 / 2
+
+	for round := range 3 {
+		for i := range nodes {
+			via := nodes[(i+1)%len(nodes)]
+			if nodes[i] == leader {
+				via = followerOf(nodes, leader)
+			}
+			nodes[i] = crash(nodes[i])(via, withGuards)
+			waitFor(t, 15*time.Second, "the restarted node to be ready", nodes[i].node.Ready)
+		}
+		leader = waitLeader(t, nodes...)
+		for _, tn := range nodes {
+			if got := logBytes(tn); got > limit {
+				t.Fatalf("round %d: %s holds %d bytes of nonces, want at most %d for %d nonces of %d bytes",
+					round, tn.cfg.NodeID, got, limit, accepted, recordBytes)
+			}
+			if !rejects(tn, machine, "nonce-restart-0042") {
+				t.Fatalf("round %d: %s accepted a replayed nonce", round, tn.cfg.NodeID)
+			}
+		}
+	}
+}

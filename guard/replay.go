@@ -121,8 +121,10 @@ func (c *ReplayCache) CheckAndRecord(machineID, nonce string, now time.Time) boo
 // Record marks (machineID, nonce) as used until expiresAt. It is for nonces
 // accepted by other nodes, so that a request accepted once is rejected
 // everywhere. A later expiry already recorded is kept. Record trusts
-// expiresAt, so only authenticated cluster peers may feed it.
-func (c *ReplayCache) Record(machineID, nonce string, expiresAt time.Time) {
+// expiresAt, so only authenticated cluster peers may feed it. It reports
+// whether the cache changed: false when the nonce was already held until
+// expiresAt or later, or its shard is full.
+func (c *ReplayCache) Record(machineID, nonce string, expiresAt time.Time) bool {
 	key := c.key(machineID, nonce)
 	shard := &c.shards[key.low&(replayShards-1)]
 	expiry := expiresAt.UnixNano()
@@ -130,14 +132,17 @@ func (c *ReplayCache) Record(machineID, nonce string, expiresAt time.Time) {
 	shard.mu.Lock()
 	defer shard.mu.Unlock()
 
-	if old, ok := shard.entries[key]; ok && old >= expiry {
-		return
+	old, ok := shard.entries[key]
+	if ok && old >= expiry {
+		return false
 	}
-	// Record has no current time to sweep with; CheckAndRecord sweeps.
-	if len(shard.entries) >= c.shardLimit {
-		return
+	// Record has no current time to sweep with; CheckAndRecord sweeps. An
+	// entry already held is updated even in a full shard.
+	if !ok && len(shard.entries) >= c.shardLimit {
+		return false
 	}
 	shard.entries[key] = expiry
+	return true
 }
 
 // Retention returns how long CheckAndRecord keeps a nonce: twice the

@@ -184,3 +184,25 @@ func BenchmarkReplayCache_Parallel(b *testing.B) {
 		}
 	})
 }
+
+// TestReplayCache_RecordReportsChange reports a new nonce and a later
+// expiry as changes, and a nonce already held as none.
+func TestReplayCache_RecordReportsChange(t *testing.T) {
+	c := NewReplayCache(time.Minute)
+	at := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	if !c.Record("m1", "n1", at) {
+		t.Fatal("a new nonce was not reported as recorded")
+	}
+	if c.Record("m1", "n1", at) {
+		t.Fatal("a nonce already held until the same time was reported as recorded")
+	}
+	if c.Record("m1", "n1", at.Add(-time.Second)) {
+		t.Fatal("an earlier expiry was reported as recorded")
+	}
+	if !c.Record("m1", "n1", at.Add(time.Second)) {
+		t.Fatal("a later expiry was not reported as recorded")
+	}
+	if !c.Record("m2", "n1", at) {
+		t.Fatal("the same nonce of another machine was not reported as recorded")
+	}
+}
