@@ -75,6 +75,24 @@ func (c *testCluster) waitConverged(skip ...*testNode) string {
 	return sum
 }
 
+// waitSettled is waitConverged until two checksums taken 600 ms apart
+// agree. Nodes record some audit events in batches written up to 200 ms
+// later, so a checksum taken right after a write may miss its last entry.
+func (c *testCluster) waitSettled() string {
+	c.t.Helper()
+	sum := c.waitConverged()
+	for range 50 {
+		time.Sleep(600 * time.Millisecond)
+		next := c.waitConverged()
+		if next == sum {
+			return sum
+		}
+		sum = next
+	}
+	c.t.Fatal("the state checksum kept changing for 30 s after the last write")
+	return ""
+}
+
 func TestCluster_KillLeaderKeepsReadsAndRejoins(t *testing.T) {
 	c := startCluster(t, 3)
 	leader := c.waitLeader()
@@ -138,7 +156,7 @@ func TestCluster_RestartAllKeepsState(t *testing.T) {
 	c.grantRead(leader, f, m, f.secretID)
 	c.mustAdmin(leader, http.StatusOK, "PUT", "/v1/admin/vaults/"+f.vaultID+"/secrets/"+f.secretID,
 		map[string]any{"value": "rotated"}, nil)
-	before := c.waitConverged()
+	before := c.waitSettled()
 
 	for _, n := range c.nodes {
 		c.stop(n)
@@ -147,7 +165,7 @@ func TestCluster_RestartAllKeepsState(t *testing.T) {
 		c.start(n)
 	}
 	c.waitLeader()
-	after := c.waitConverged()
+	after := c.waitSettled()
 	if after != before {
 		t.Fatalf("state checksum changed across a restart of every node: %s → %s", before, after)
 	}
