@@ -44,8 +44,8 @@ func (c Config) Validate() error {
 	if c.Dir == "" {
 		return fmt.Errorf("fsm config: dir is empty; set the Pebble directory")
 	}
-	if c.MachineCacheEntries < 0 {
-		return fmt.Errorf("fsm config: machine-cache-entries %d is negative; use 0 for the default of %d", c.MachineCacheEntries, DefaultMachineCacheEntries)
+	if c.MachineCacheEntries < 0 || c.MachineCacheEntries > MaxMachineCacheEntries {
+		return fmt.Errorf("fsm config: machine-cache-entries %d is outside 0 to %d; use 0 for the default of %d", c.MachineCacheEntries, MaxMachineCacheEntries, DefaultMachineCacheEntries)
 	}
 	if c.IdempotencyWindow < time.Minute {
 		return fmt.Errorf("fsm config: idempotency-window %s is below the minimum of 1m", c.IdempotencyWindow)

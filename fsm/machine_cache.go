@@ -20,6 +20,10 @@ import (
 // cover the machines that sign requests often.
 const DefaultMachineCacheEntries = 262_144
 
+// MaxMachineCacheEntries bounds the machine cache: 100 million entries
+// would take about 60 GB.
+const MaxMachineCacheEntries = 100_000_000
+
 // store guards the reads that the indexes make from Pebble outside apply
 // against Close: a read holds the read lock, and Close takes the write
 // lock before it closes the store.
@@ -97,9 +101,13 @@ func newMachineCache(st *store, capacity int) *machineCache {
 	if capacity <= 0 {
 		capacity = DefaultMachineCacheEntries
 	}
+	capacity = min(capacity, MaxMachineCacheEntries)
 	// Every shard holds at least one entry, so the bound is rounded up to
 	// a multiple of the shard count.
-	per := max((capacity+shardCount-1)/shardCount, 1)
+	per := capacity / shardCount
+	if capacity%shardCount != 0 {
+		per++
+	}
 	c := &machineCache{store: st}
 	for i := range c.shards {
 		c.shards[i].entries = make(map[MachineID]*cachedMachine)

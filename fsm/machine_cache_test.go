@@ -451,3 +451,19 @@ func TestMachineIndex_NewerVersionRejected(t *testing.T) {
 		t.Fatalf("Open of a newer store: %v, want an error naming the build", err)
 	}
 }
+
+// TestMachineCache_CapacityRounding rounds a bound up to whole shards and
+// caps one past the maximum instead of overflowing.
+func TestMachineCache_CapacityRounding(t *testing.T) {
+	cases := []struct{ asked, want int }{
+		{1, shardCount},
+		{shardCount + 1, 2 * shardCount},
+		{DefaultMachineCacheEntries, DefaultMachineCacheEntries},
+		{1 << 62, (MaxMachineCacheEntries + shardCount - 1) / shardCount * shardCount},
+	}
+	for _, tc := range cases {
+		if got := newMachineCache(nil, tc.asked).stats().Capacity; got != tc.want {
+			t.Errorf("capacity for %d entries = %d, want %d", tc.asked, got, tc.want)
+		}
+	}
+}

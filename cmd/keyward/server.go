@@ -124,7 +124,7 @@ func newServerCmd() *cobra.Command {
 	f.Int64Var(&o.keyCacheBytes, "key-cache-bytes", guard.DefaultKeyCacheBytes,
 		fmt.Sprintf("Bytes of memory for expanded Ed25519 keys of the machines that sign requests (%d bytes each); 0 expands none, which makes each verification about a quarter slower and turns batching off.", guard.KeyCacheEntryBytes))
 	f.IntVar(&o.machineCache, "machine-cache-entries", fsm.DefaultMachineCacheEntries,
-		"Machines held in memory, about 600 bytes each; a machine outside them costs one read of the data directory on its next request.")
+		"Machines held in memory, about 600 bytes each, rounded up to a multiple of 64; a machine outside them costs one read of the data directory on its next request.")
 	f.StringVar(&o.pprofAddr, "pprof-addr", "", "Loopback host:port that serves Go runtime profiles under /debug/pprof/, such as 127.0.0.1:6060; empty serves none.")
 	f.IntVar(&o.verifyBatch, "verify-batch-size", guard.DefaultMaxBatch,
 		"Most signatures of concurrent requests verified together, from 1 to 1024; 1 verifies each on its own.")

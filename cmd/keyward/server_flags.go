@@ -54,8 +54,8 @@ func (o *serverOptions) checkTimestampWindow() error {
 // checkVoters requires an odd count, because a quorum of n voters is
 // n/2+1: n+1 voters, for an odd n, survive no more failures than n do.
 func (o *serverOptions) checkMachineCache() error {
-	if o.machineCache < 1 {
-		return fmt.Errorf("invalid --machine-cache-entries %d: use a positive number of machines such as %d", o.machineCache, fsm.DefaultMachineCacheEntries)
+	if o.machineCache < 1 || o.machineCache > fsm.MaxMachineCacheEntries {
+		return fmt.Errorf("invalid --machine-cache-entries %d: use 1 to %d machines, such as the default %d", o.machineCache, fsm.MaxMachineCacheEntries, fsm.DefaultMachineCacheEntries)
 	}
 	return nil
 }
