@@ -266,10 +266,10 @@ func (c Config) validatePlacement() error {
 			continue
 		}
 		if len(c.Targets) > 0 {
-			return invalidf("%s places the nodes that the bench starts, so it does not apply with --target", f.name)
+			return invalidf("%s splits the CPUs between the nodes that the bench starts and its load generator, so it does not apply with --target; pin the processes with taskset instead", f.name)
 		}
 		if c.Scenario == ScenarioScale {
-			return invalidf("%s places the nodes that the bench starts, and the scale scenario starts none", f.name)
+			return invalidf("%s splits the CPUs between the nodes that the bench starts and its load generator, and the scale scenario starts no node", f.name)
 		}
 		if spec == cpuListAll {
 			continue

@@ -58,7 +58,7 @@ func checkExtendable(m *Machine, now int64) error {
 		return rejectf(ErrNotAllowed, "cannot extend machine %s: it has no expiry", m.ID)
 	}
 	if m.Expired(now) {
-		return rejectf(ErrNotAllowed, "cannot extend machine %s: it expired at %d", m.ID, m.ExpiresAt)
+		return rejectf(ErrNotAllowed, "cannot extend machine %s: it expired at %s", m.ID, formatMs(m.ExpiresAt))
 	}
 	if len(m.Extensions) >= MaxExtensions {
 		return rejectf(ErrNotAllowed, "cannot extend machine %s: its history holds the maximum of %d extensions", m.ID, MaxExtensions)

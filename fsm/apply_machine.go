@@ -156,7 +156,7 @@ func applySetMachineStatus(t *tx, c *Command) (any, error) {
 		return nil, rejectf(ErrNotAllowed, "cannot %s machine %s: it is %s", p.Action, m.ID, m.Status)
 	}
 	if (p.Action == ActionApprove || p.Action == ActionEnable) && m.Expired(c.Time) {
-		return nil, rejectf(ErrNotAllowed, "cannot %s machine %s: it expired at %d", p.Action, m.ID, m.ExpiresAt)
+		return nil, rejectf(ErrNotAllowed, "cannot %s machine %s: it expired at %s", p.Action, m.ID, formatMs(m.ExpiresAt))
 	}
 
 	return t.updateMachine(e, func(m *Machine) {

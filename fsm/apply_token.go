@@ -218,11 +218,23 @@ func checkTokenUsable(tok *BootstrapToken, ok bool, vault VaultID, now int64) er
 	case vault != "" && tok.VaultID != vault:
 		return rejectf(ErrTokenInvalid, "bootstrap token is not valid for vault %s", vault)
 	case tok.RevokedAt != 0:
-		return rejectf(ErrTokenInvalid, "bootstrap token %s was revoked", tok.ID)
+		return rejectf(ErrTokenInvalid, "%s %s was revoked; ask an operator for a new one", tokenNoun(tok.Kind), tok.ID)
 	case now >= tok.ExpiresAt:
-		return rejectf(ErrTokenInvalid, "bootstrap token %s expired at %d", tok.ID, tok.ExpiresAt)
+		return rejectf(ErrTokenInvalid, "%s %s expired at %s; ask an operator for a new one", tokenNoun(tok.Kind), tok.ID, formatMs(tok.ExpiresAt))
 	case tok.Uses >= tok.MaxUses:
-		return rejectf(ErrTokenInvalid, "bootstrap token %s is used up (%d of %d uses)", tok.ID, tok.Uses, tok.MaxUses)
+		return rejectf(ErrTokenInvalid, "%s %s is used up (%d of %d uses); ask an operator for a new one", tokenNoun(tok.Kind), tok.ID, tok.Uses, tok.MaxUses)
 	}
 	return nil
+}
+
+// tokenNoun names a registration token of kind the way the CLI and the
+// API routes do.
+func tokenNoun(kind string) string {
+	switch kind {
+	case TokenKindTemp:
+		return "temp token"
+	case TokenKindEnrollment:
+		return "enrollment token"
+	}
+	return "bootstrap token"
 }
