@@ -32,8 +32,24 @@ func newBootstrapTokenCmd(g *globalOptions) *cobra.Command {
 			})
 		},
 	}
-	create.Flags().StringVar(&vaultID, "vault", "", "Id of the vault the machine will join (vault_…).")
-	return newGroupCmd("bootstrap-token", "Create registration tokens for long-lived machines", create)
+	cmd := newGroupCmd("bootstrap-token", "Create, list and revoke registration tokens for long-lived machines",
+		create,
+		newVaultTokenListCmd(g, &vaultID, "List the bootstrap tokens of a vault (never the tokens themselves)",
+			(*client.Client).ListBootstrapTokens, printBootstrapTokens),
+		newVaultTokenRevokeCmd(g, &vaultID, "Revoke an unused bootstrap token by its id", "bootstrap token",
+			(*client.Client).RevokeBootstrapToken),
+	)
+	cmd.PersistentFlags().StringVar(&vaultID, "vault", "", "Id of the vault (vault_…).")
+	return cmd
+}
+
+// printBootstrapTokens shows each token's id, state and times.
+func printBootstrapTokens(w io.Writer, tokens []client.TempTokenInfo) error {
+	rows := make([][]string, 0, len(tokens))
+	for _, t := range tokens {
+		rows = append(rows, []string{t.ID, orDash(t.Status), formatMillis(t.CreatedAt), formatMillis(t.ExpiresAt)})
+	}
+	return table(w, []string{"ID", "STATUS", "CREATED", "TOKEN EXPIRES"}, rows)
 }
 
 // printRegistrationToken shows a new token and its one-line commands.

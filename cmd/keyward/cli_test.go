@@ -558,6 +558,40 @@ func TestCLI_TempListAndRevoke(t *testing.T) {
 	}
 }
 
+func TestCLI_BootstrapTokenListAndRevoke(t *testing.T) {
+	f := newCLIFakeAPI(t)
+	f.respond("GET /v1/admin/vaults/"+cliVault+"/bootstrap-tokens", 200,
+		`{"tokens":[{"id":"bt_1","kind":"standard","status":"used","createdAt":1782820000000,"expiresAt":1782820600000,"uses":1,"maxUses":1}]}`)
+
+	r := cliRun(t, adminEnv(f), "", "bootstrap-token", "list", "--vault", cliVault)
+	assertCode(t, r, exitOK)
+	for _, want := range []string{"bt_1", "used", "2026-"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("list output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+
+	r = cliRun(t, adminEnv(f), "", "bootstrap-token", "revoke", "--vault", cliVault, "bt_1")
+	assertCode(t, r, exitOK)
+	req := f.last(t)
+	if req.Method != "DELETE" || req.URI != "/v1/admin/vaults/"+cliVault+"/bootstrap-tokens/bt_1" {
+		t.Errorf("request = %s %s", req.Method, req.URI)
+	}
+}
+
+func TestCLI_MachinePurge(t *testing.T) {
+	f := newCLIFakeAPI(t)
+	r := cliRun(t, adminEnv(f), "", "machine", "purge", "--vault", cliVault, cliMachine)
+	assertCode(t, r, exitOK)
+	req := f.last(t)
+	if req.Method != "DELETE" || req.URI != "/v1/admin/vaults/"+cliVault+"/machines/"+cliMachine {
+		t.Errorf("request = %s %s", req.Method, req.URI)
+	}
+	if !strings.Contains(r.stdout, "done") {
+		t.Errorf("output %q lacks the confirmation", r.stdout)
+	}
+}
+
 func TestCLI_Extend(t *testing.T) {
 	path := "/v1/admin/vaults/" + cliVault + "/machines/" + cliMachine + "/extend"
 	base := []string{"machine", "extend", "--vault", cliVault, cliMachine}

@@ -25,6 +25,7 @@ func newMachineCmd(g *globalOptions) *cobra.Command {
 		newMachineActionCmd(g, v, client.ActionDisable, "Suspend a machine until it is enabled"),
 		newMachineActionCmd(g, v, client.ActionEnable, "Enable a disabled machine"),
 		newRenameMachineCmd(g, v),
+		newPurgeMachineCmd(g, v),
 		newAttachProjectCmd(g, v),
 		newGrantCmd(g, v),
 		newExtendCmd(g, v),
@@ -118,6 +119,20 @@ func newRenameMachineCmd(g *globalOptions, v *machineVault) *cobra.Command {
 		Args:  exactArgs("MACHINE_ID", "NAME"),
 		RunE: machineRun(g, v, func(cmd *cobra.Command, c *client.Client, args []string) (*client.Machine, error) {
 			return c.RenameMachine(cmd.Context(), v.id, args[0], args[1])
+		}),
+	}
+}
+
+func newPurgeMachineCmd(g *globalOptions, v *machineVault) *cobra.Command {
+	return &cobra.Command{
+		Use:   "purge MACHINE_ID",
+		Short: "Delete a revoked or expired machine and free its public key",
+		Long: "Delete the record of a revoked or expired machine and free its public key,\n" +
+			"so the key can register again as a new machine. The audit trail keeps\n" +
+			"what the machine did. An active machine must be revoked first.",
+		Args: exactArgs("MACHINE_ID"),
+		RunE: machineRun(g, v, func(cmd *cobra.Command, c *client.Client, args []string) (*client.Machine, error) {
+			return nil, c.PurgeMachine(cmd.Context(), v.id, args[0])
 		}),
 	}
 }

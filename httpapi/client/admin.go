@@ -163,6 +163,26 @@ func (c *Client) ListSecrets(ctx context.Context, vaultID, projectID string) ([]
 	return out.Secrets, nil
 }
 
+// ListBootstrapTokens returns the bootstrap tokens of a vault, used and
+// unused, without the tokens themselves.
+func (c *Client) ListBootstrapTokens(ctx context.Context, vaultID string) ([]TempTokenInfo, error) {
+	var out struct {
+		Tokens []TempTokenInfo `json:"tokens"`
+	}
+	if err := c.call(ctx, http.MethodGet, nil, &out, "admin", "vaults", vaultID, "bootstrap-tokens"); err != nil {
+		return nil, fmt.Errorf("list bootstrap tokens of vault %s: %w", vaultID, err)
+	}
+	return out.Tokens, nil
+}
+
+// RevokeBootstrapToken revokes an unused bootstrap token by its id.
+func (c *Client) RevokeBootstrapToken(ctx context.Context, vaultID, tokenID string) error {
+	if err := c.call(ctx, http.MethodDelete, nil, nil, "admin", "vaults", vaultID, "bootstrap-tokens", tokenID); err != nil {
+		return fmt.Errorf("revoke bootstrap token %s: %w", tokenID, err)
+	}
+	return nil
+}
+
 // CreateBootstrapToken creates a single-use registration token for a
 // long-lived machine in a vault.
 func (c *Client) CreateBootstrapToken(ctx context.Context, vaultID string) (*BootstrapToken, error) {

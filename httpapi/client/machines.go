@@ -138,3 +138,12 @@ func decodeOptionalMachine(raw json.RawMessage) (*Machine, error) {
 	}
 	return &m, nil
 }
+
+// PurgeMachine deletes the record of a revoked or expired machine and
+// frees its public key. The audit trail keeps what it did.
+func (c *Client) PurgeMachine(ctx context.Context, vaultID, machineID string) error {
+	if err := c.call(ctx, http.MethodDelete, nil, nil, "admin", "vaults", vaultID, "machines", machineID); err != nil {
+		return fmt.Errorf("purge machine %s: %w", machineID, err)
+	}
+	return nil
+}
