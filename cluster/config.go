@@ -443,7 +443,7 @@ func (c Config) validateTimes() error {
 		return invalid("disk-reserve-bytes", "%d is negative; use 0 to turn the check off", c.DiskReserveBytes)
 	}
 	if c.NonceLogBytes < 1<<20 {
-		return invalid("nonce-log-bytes", "%d is below 1 MiB", c.NonceLogBytes)
+		return invalid("nonce-log-bytes", "%d is below the minimum of 1048576 (1 MiB); the default is 268435456 (256 MiB), about 3.8 million nonces", c.NonceLogBytes)
 	}
 	return nil
 }
