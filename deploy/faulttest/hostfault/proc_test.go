@@ -319,6 +319,18 @@ func (c *cluster) waitLeader(among ...*node) *node {
 	return leader
 }
 
+// waitReady waits until n reports itself ready to serve.
+func (c *cluster) waitReady(n *node) {
+	c.t.Helper()
+	eventually(c.t, clusterTimeout, n.id+" to be ready", func() string {
+		h, err := c.health(n)
+		if err != nil || !h.Ready {
+			return fmt.Sprintf("%s is not ready (%v)", n.id, err)
+		}
+		return ""
+	})
+}
+
 func (c *cluster) byID(id string) *node {
 	for _, n := range c.nodes {
 		if n.id == id {
