@@ -43,15 +43,38 @@ type peerEvents struct {
 	// wake receives a value, without blocking, when pending has data.
 	wake chan struct{}
 
-	mu sync.Mutex
-	// pending holds records not yet handed to the peers; pendingExpiry is
-	// the latest nonce expiry among them in Unix milliseconds.
-	pending       []byte
-	pendingExpiry int64
+	// pending holds the records not yet handed to the peers, split into
+	// shards so that concurrent requests seldom take the same lock.
+	pending [pendingShards]pendingShard
 
 	peersMu sync.Mutex
 	// peers maps a peer's node id to its sender.
 	peers map[raft.ServerID]*peerSender
+}
+
+// pendingShards is the number of independently locked parts of the
+// pending records.
+const pendingShards = 16
+
+// pendingShard holds records not yet handed to the peers; expiry is the
+// latest nonce expiry among them in Unix milliseconds. Its buffer is
+// reused after each flush.
+type pendingShard struct {
+	mu     sync.Mutex
+	data   []byte
+	expiry int64
+	// Padding keeps neighbouring shards' locks off one cache line.
+	_ [24]byte
+}
+
+// shardFor picks a pending shard by FNV-1a of key.
+func (e *peerEvents) shardFor(key string) *pendingShard {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return &e.pending[(h^h>>16)%pendingShards]
 }
 
 func newPeerEvents(logLimit int) *peerEvents {
@@ -71,10 +94,11 @@ func (n *Node) PublishNonce(machineID, nonce string, expiresAt time.Time) {
 		return
 	}
 	e := n.events
-	e.mu.Lock()
-	e.pending = appendNonceRecord(e.pending, machineID, nonce, expiresAt)
-	e.pendingExpiry = max(e.pendingExpiry, expiresAt.UnixMilli())
-	e.mu.Unlock()
+	sh := e.shardFor(nonce)
+	sh.mu.Lock()
+	sh.data = appendNonceRecord(sh.data, machineID, nonce, expiresAt)
+	sh.expiry = max(sh.expiry, expiresAt.UnixMilli())
+	sh.mu.Unlock()
 	e.signal()
 }
 
@@ -86,9 +110,10 @@ func (n *Node) PublishAuthFailure(addr netip.Addr) {
 		return
 	}
 	e := n.events
-	e.mu.Lock()
-	e.pending = appendFailureRecord(e.pending, addr)
-	e.mu.Unlock()
+	sh := &e.pending[0]
+	sh.mu.Lock()
+	sh.data = appendFailureRecord(sh.data, addr)
+	sh.mu.Unlock()
 	e.signal()
 }
 
@@ -99,12 +124,24 @@ func (e *peerEvents) signal() {
 	}
 }
 
-// take returns the pending records and clears them.
+// take returns the pending records of every shard in one new buffer, and
+// their latest nonce expiry, and clears them. Records are independent, so
+// their order across shards does not matter.
 func (e *peerEvents) take() ([]byte, int64) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	data, expires := e.pending, e.pendingExpiry
-	e.pending, e.pendingExpiry = nil, 0
+	var data []byte
+	var expires int64
+	for i := range e.pending {
+		sh := &e.pending[i]
+		sh.mu.Lock()
+		data = append(data, sh.data...)
+		expires = max(expires, sh.expiry)
+		sh.data, sh.expiry = sh.data[:0], 0
+		if cap(sh.data) > maxEventFrame {
+			// A burst grew the buffer; let it go rather than keep it.
+			sh.data = nil
+		}
+		sh.mu.Unlock()
+	}
 	return data, expires
 }
 
