@@ -48,9 +48,13 @@ var journalCRC = crc32.MakeTable(crc32.Castagnoli)
 // first, when the journal grows past its byte limit. All methods are safe
 // for concurrent use.
 type nonceJournal struct {
-	dir    string
-	limit  int64
-	logger *slog.Logger
+	dir   string
+	limit int64
+	// segmentBytes is the size at which the current segment is closed:
+	// an eighth of limit, so that dropping the oldest segment to stay
+	// under limit never drops most of the journal.
+	segmentBytes int64
+	logger       *slog.Logger
 
 	mu sync.Mutex
 	// cur is the segment being written; nil until the first append after
@@ -78,13 +82,25 @@ type journalSegment struct {
 	expires int64 // latest nonce expiry in it, Unix milliseconds
 }
 
+// minJournalSegmentBytes is the smallest segment size, for small limits.
+const minJournalSegmentBytes = 64 << 10
+
+// segmentBytesFor returns the segment size for a journal of limit bytes:
+// an eighth of it, between minJournalSegmentBytes and journalSegmentBytes.
+// With segments as large as the limit, a journal over its limit deleted
+// every closed segment at once and kept almost nothing.
+func segmentBytesFor(limit int64) int64 {
+	return min(max(limit/8, minJournalSegmentBytes), journalSegmentBytes)
+}
+
 // openNonceJournal opens the journal under dataDir, creating the folder,
 // and returns it with the unexpired batches it holds, oldest first, at
 // most limit bytes of them. Segments whose nonces all expired are
 // deleted. A segment that ends in a torn or corrupt frame is read up to
 // that frame.
 func openNonceJournal(dataDir string, limit int, now time.Time, logger *slog.Logger) (*nonceJournal, []eventBlob, error) {
-	j := &nonceJournal{dir: filepath.Join(dataDir, nonceJournalDir), limit: int64(limit), logger: logger, nextSeq: 1}
+	j := &nonceJournal{dir: filepath.Join(dataDir, nonceJournalDir), limit: int64(limit), logger: logger, nextSeq: 1,
+		segmentBytes: segmentBytesFor(int64(limit))}
 	if err := os.MkdirAll(j.dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("create nonce journal folder %s: %w", j.dir, err)
 	}
@@ -215,7 +231,7 @@ func (j *nonceJournal) append(data []byte, expires int64, now time.Time) {
 }
 
 func (j *nonceJournal) writeLocked(frame []byte, expires int64, now time.Time) error {
-	if j.cur != nil && (j.cur.size+int64(len(frame)) > journalSegmentBytes || now.Sub(j.cur.opened) >= journalSegmentAge) {
+	if j.cur != nil && (j.cur.size+int64(len(frame)) > j.segmentBytes || now.Sub(j.cur.opened) >= journalSegmentAge) {
 		j.rotateLocked()
 	}
 	if j.cur == nil {

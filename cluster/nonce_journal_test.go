@@ -133,3 +133,44 @@ func TestNonceJournal_LimitDropsOldestSegments(t *testing.T) {
 		t.Error("no segment was dropped although 40 batches exceed the limit")
 	}
 }
+
+// TestNonceJournal_SmallLimitKeepsMostAcrossReopens fills a journal of the
+// smallest allowed limit, 1 MiB, to two and a half times its limit in one
+// minute, then reopens it twice. Segments are an eighth of the limit, so
+// staying under the limit drops only the oldest batches: each reopen must
+// still find at least half a limit of nonces, on disk and in memory.
+func TestNonceJournal_SmallLimitKeepsMostAcrossReopens(t *testing.T) {
+	const limit = 1 << 20
+	dir := t.TempDir()
+	now := time.Now()
+	open := func() (*nonceJournal, []eventBlob) {
+		t.Helper()
+		j, blobs, err := openNonceJournal(dir, limit, now, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j, blobs
+	}
+	j, _ := open()
+	batch := bytes.Repeat(nonceBatch("6f1c2d9e-3b4a-4c5d-8e7f-0a1b2c3d4e5f", "nonce-000000000000000000", now.Add(time.Hour)), 50)
+	for written := 0; written < limit*5/2; written += len(batch) {
+		j.append(batch, now.Add(time.Hour).UnixMilli(), now)
+	}
+	j.close(true)
+
+	for round := range 2 {
+		j, blobs := open()
+		loaded := 0
+		for _, b := range blobs {
+			loaded += len(b.data)
+		}
+		size, _, _ := j.stats()
+		j.close(true)
+		if loaded < limit/2 || size < limit/2 {
+			t.Fatalf("reopen %d: loaded %d bytes, %d on disk; want at least %d of a %d-byte limit", round, loaded, size, limit/2, limit)
+		}
+		if size > limit+segmentBytesFor(limit) {
+			t.Fatalf("reopen %d: %d bytes on disk, above the limit plus one segment", round, size)
+		}
+	}
+}

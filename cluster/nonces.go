@@ -271,7 +271,7 @@ func (n *Node) servePeerEvents(req *request) *response {
 		case recordNonce:
 			expires = max(expires, ev.expiresAt.UnixMilli())
 			if n.cfg.ReplayCache != nil {
-				n.cfg.ReplayCache.Record(ev.machineID, ev.nonce, ev.expiresAt)
+				n.cfg.ReplayCache.Record(ev.machineID, ev.nonce, n.keepNonceUntil(ev.expiresAt, now))
 			}
 		case recordFailure:
 			if n.cfg.Lockout != nil {
@@ -429,14 +429,32 @@ func (n *Node) cacheNonces(page []byte) (fresh []byte, count int, expires int64,
 		if ev.kind != recordNonce || !ev.expiresAt.After(now) {
 			return
 		}
-		if n.cfg.ReplayCache != nil && !n.cfg.ReplayCache.Record(ev.machineID, ev.nonce, ev.expiresAt) {
+		until := n.keepNonceUntil(ev.expiresAt, now)
+		if n.cfg.ReplayCache != nil && !n.cfg.ReplayCache.Record(ev.machineID, ev.nonce, until) {
 			return
 		}
 		count++
-		expires = max(expires, ev.expiresAt.UnixMilli())
-		fresh = appendNonceRecord(fresh, ev.machineID, ev.nonce, ev.expiresAt)
+		expires = max(expires, until.UnixMilli())
+		fresh = appendNonceRecord(fresh, ev.machineID, ev.nonce, until)
 	})
 	return fresh, count, expires, err
+}
+
+// keepNonceUntil returns how long this node keeps a nonce that another
+// node accepted, or that it reads back from its journal: until expiresAt,
+// and at least this node's own retention from now. A peer with a shorter
+// --timestamp-window, or this node before a restart with a longer one,
+// set expiresAt for a window shorter than the one this node checks
+// timestamps against, and the nonce would leave the cache while a replay
+// of its request still passed the timestamp check.
+func (n *Node) keepNonceUntil(expiresAt, now time.Time) time.Time {
+	if n.cfg.ReplayCache == nil {
+		return expiresAt
+	}
+	if own := now.Add(n.cfg.ReplayCache.Retention()); own.After(expiresAt) {
+		return own
+	}
+	return expiresAt
 }
 
 // loadNonces opens the nonce journal, records the unexpired nonces it holds

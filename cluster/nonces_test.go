@@ -216,3 +216,19 @@ func TestNonces_RestartsDoNotGrowTheLog(t *testing.T) {
 		}
 	}
 }
+
+// TestNonces_KeptForThisNodesWindow keeps a nonce that a peer with a
+// shorter timestamp window accepted for this node's own retention, so a
+// replay that passes this node's timestamp check is still rejected.
+func TestNonces_KeptForThisNodesWindow(t *testing.T) {
+	n := &Node{cfg: Config{ReplayCache: guard.NewReplayCache(time.Hour)}}
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	short := now.Add(2*time.Minute + time.Second)
+	if got, want := n.keepNonceUntil(short, now), now.Add(n.cfg.ReplayCache.Retention()); !got.Equal(want) {
+		t.Fatalf("a nonce sent with expiry %s is kept until %s, want %s", short, got, want)
+	}
+	long := now.Add(5 * time.Hour)
+	if got := n.keepNonceUntil(long, now); !got.Equal(long) {
+		t.Fatalf("a later expiry %s became %s", long, got)
+	}
+}

@@ -122,8 +122,8 @@ func (c *ReplayCache) CheckAndRecord(machineID, nonce string, now time.Time) boo
 // accepted by other nodes, so that a request accepted once is rejected
 // everywhere. A later expiry already recorded is kept. Record trusts
 // expiresAt, so only authenticated cluster peers may feed it. It reports
-// whether the cache changed: false when the nonce was already held until
-// expiresAt or later, or its shard is full.
+// whether the nonce is new to the cache: false when it was already held
+// (its expiry may still have moved later) or its shard is full.
 func (c *ReplayCache) Record(machineID, nonce string, expiresAt time.Time) bool {
 	key := c.key(machineID, nonce)
 	shard := &c.shards[key.low&(replayShards-1)]
@@ -133,12 +133,14 @@ func (c *ReplayCache) Record(machineID, nonce string, expiresAt time.Time) bool 
 	defer shard.mu.Unlock()
 
 	old, ok := shard.entries[key]
-	if ok && old >= expiry {
+	if ok {
+		if expiry > old {
+			shard.entries[key] = expiry
+		}
 		return false
 	}
-	// Record has no current time to sweep with; CheckAndRecord sweeps. An
-	// entry already held is updated even in a full shard.
-	if !ok && len(shard.entries) >= c.shardLimit {
+	// Record has no current time to sweep with; CheckAndRecord sweeps.
+	if len(shard.entries) >= c.shardLimit {
 		return false
 	}
 	shard.entries[key] = expiry

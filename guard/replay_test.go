@@ -185,9 +185,9 @@ func BenchmarkReplayCache_Parallel(b *testing.B) {
 	})
 }
 
-// TestReplayCache_RecordReportsChange reports a new nonce and a later
-// expiry as changes, and a nonce already held as none.
-func TestReplayCache_RecordReportsChange(t *testing.T) {
+// TestReplayCache_RecordReportsNew reports a nonce new to the cache, and
+// keeps the later expiry of one already held without reporting it.
+func TestReplayCache_RecordReportsNew(t *testing.T) {
 	c := NewReplayCache(time.Minute)
 	at := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 	if !c.Record("m1", "n1", at) {
@@ -199,8 +199,11 @@ func TestReplayCache_RecordReportsChange(t *testing.T) {
 	if c.Record("m1", "n1", at.Add(-time.Second)) {
 		t.Fatal("an earlier expiry was reported as recorded")
 	}
-	if !c.Record("m1", "n1", at.Add(time.Second)) {
-		t.Fatal("a later expiry was not reported as recorded")
+	if c.Record("m1", "n1", at.Add(time.Hour)) {
+		t.Fatal("a later expiry of a held nonce was reported as new")
+	}
+	if c.CheckAndRecord("m1", "n1", at.Add(30*time.Minute)) {
+		t.Fatal("the nonce left the cache before the later expiry it was given")
 	}
 	if !c.Record("m2", "n1", at) {
 		t.Fatal("the same nonce of another machine was not reported as recorded")

@@ -120,7 +120,7 @@ func newServerCmd() *cobra.Command {
 	f.DurationVar(&o.maxClockSkew, "max-clock-skew", 5*time.Second, "Largest difference between this node's clock and most peers' before machine requests get 503; 0 turns the check off.")
 	f.DurationVar(&o.deadNodeTimeout, "dead-node-timeout", 10*time.Minute, "Time a node may stay absent from gossip before the leader removes it from the Raft configuration, at least 1m; 0 never removes.")
 	f.StringVar(&o.logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
-	f.IntVar(&o.nonceLogBytes, "nonce-log-bytes", cluster.DefaultConfig().NonceLogBytes, "Bytes of recent nonces kept for peers that restart; raise it when the cluster accepts more than about 6,000 requests per second.")
+	f.IntVar(&o.nonceLogBytes, "nonce-log-bytes", cluster.DefaultConfig().NonceLogBytes, "Bytes of recent nonces kept for peers that restart and in the nonce journal, about 65 per nonce; it must hold every nonce of twice --timestamp-window, so raise it above about 6,000 requests per second with the 5m window (530 with 1h).")
 	f.Int64Var(&o.keyCacheBytes, "key-cache-bytes", guard.DefaultKeyCacheBytes,
 		fmt.Sprintf("Bytes of memory for expanded Ed25519 keys of the machines that sign requests (%d bytes each); 0 expands none, which makes each verification about a quarter slower and turns batching off.", guard.KeyCacheEntryBytes))
 	f.IntVar(&o.machineCache, "machine-cache-entries", fsm.DefaultMachineCacheEntries,
