@@ -189,7 +189,9 @@ func checkLifetime(l *Lifetime, now int64) error {
 }
 
 // applyRevokeBootstrapToken revokes a token by its public id. Revoking a
-// revoked token succeeds and keeps the first revocation time.
+// revoked token succeeds and keeps the first revocation time. A token with
+// no use left is rejected: revoking it would change nothing but its listed
+// status, which would then hide that it was used.
 func applyRevokeBootstrapToken(t *tx, c *Command) (any, error) {
 	var p RevokeBootstrapTokenPayload
 	if err := decodePayload(c, &p); err != nil {
@@ -201,6 +203,10 @@ func applyRevokeBootstrapToken(t *tx, c *Command) (any, error) {
 	}
 	if found.RevokedAt != 0 {
 		return found, nil
+	}
+	if found.Uses >= found.MaxUses {
+		return nil, rejectf(ErrNotAllowed, "%s %s is already used up (%d of %d uses), so there is nothing to revoke",
+			tokenNoun(found.Kind), found.ID, found.Uses, found.MaxUses)
 	}
 
 	tok := *found

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -97,4 +98,24 @@ func TestFSM_RevokeBootstrapToken(t *testing.T) {
 	h.expectReject(CmdRegisterMachine, RegisterMachinePayload{
 		TokenHash: tokenHash("t1"), MachineID: machine1, PublicKey: publicKey(1), Hostname: "h",
 	}, ErrTokenInvalid)
+}
+
+// TestFSM_RevokeUsedTokenRejected keeps a used token's status: revoking a
+// token with no use left is rejected, and one with uses left is revoked.
+func TestFSM_RevokeUsedTokenRejected(t *testing.T) {
+	h := newHarness(t)
+	h.setupVault(vaultA)
+	h.setupMachine(vaultA, machine1, TokenKindStandard, 1)
+	used := "bt_tok-" + string(machine1)
+	r := h.expectReject(CmdRevokeBootstrapToken, RevokeBootstrapTokenPayload{VaultID: vaultA, ID: used}, ErrNotAllowed)
+	if !strings.Contains(r.Message, "already used up") {
+		t.Fatalf("rejection %q does not say the token is used up", r.Message)
+	}
+
+	h.setupToken(vaultA, "fresh", TokenKindStandard, nil)
+	var tok BootstrapToken
+	h.mustApply(CmdRevokeBootstrapToken, RevokeBootstrapTokenPayload{VaultID: vaultA, ID: "bt_fresh"}, &tok)
+	if tok.RevokedAt == 0 {
+		t.Fatal("an unused token was not revoked")
+	}
 }

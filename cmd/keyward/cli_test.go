@@ -581,14 +581,18 @@ func TestCLI_BootstrapTokenListAndRevoke(t *testing.T) {
 
 func TestCLI_MachinePurge(t *testing.T) {
 	f := newCLIFakeAPI(t)
+	f.respond("DELETE /v1/admin/vaults/"+cliVault+"/machines/"+cliMachine, 200,
+		`{"id":"`+cliMachine+`","purged":true,"confirmedNodes":2,"clusterNodes":3,"unconfirmedNodes":["node3"]}`)
 	r := cliRun(t, adminEnv(f), "", "machine", "purge", "--vault", cliVault, cliMachine)
 	assertCode(t, r, exitOK)
 	req := f.last(t)
 	if req.Method != "DELETE" || req.URI != "/v1/admin/vaults/"+cliVault+"/machines/"+cliMachine {
 		t.Errorf("request = %s %s", req.Method, req.URI)
 	}
-	if !strings.Contains(r.stdout, "done") {
-		t.Errorf("output %q lacks the confirmation", r.stdout)
+	for _, want := range []string{cliMachine, "2 of 3 nodes", "stale until they catch up: node3"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
 	}
 }
 

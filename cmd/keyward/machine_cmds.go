@@ -131,9 +131,23 @@ func newPurgeMachineCmd(g *globalOptions, v *machineVault) *cobra.Command {
 			"so the key can register again as a new machine. The audit trail keeps\n" +
 			"what the machine did. An active machine must be revoked first.",
 		Args: exactArgs("MACHINE_ID"),
-		RunE: machineRun(g, v, func(cmd *cobra.Command, c *client.Client, args []string) (*client.Machine, error) {
-			return nil, c.PurgeMachine(cmd.Context(), v.id, args[0])
-		}),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.vaultAdminClient(cmd)
+			if err != nil {
+				return err
+			}
+			res, err := c.PurgeMachine(cmd.Context(), v.id, args[0])
+			if err != nil {
+				return err
+			}
+			return g.printer(cmd).emit(res, func(w io.Writer) error {
+				fields := []field{{"purged", res.ID}}
+				if conf := describeConfirmation(res.Confirmation); conf != "" {
+					fields = append(fields, field{"confirmed", conf})
+				}
+				return record(w, fields)
+			})
+		},
 	}
 }
 

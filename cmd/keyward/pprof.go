@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"time"
 )
 
@@ -18,9 +19,12 @@ func (o *serverOptions) checkPprofAddr() error {
 	if o.pprofAddr == "" {
 		return nil
 	}
-	host, _, err := net.SplitHostPort(o.pprofAddr)
+	host, port, err := net.SplitHostPort(o.pprofAddr)
 	if err != nil {
 		return fmt.Errorf("invalid --pprof-addr %q: %v; use a loopback address and port such as 127.0.0.1:6060", o.pprofAddr, err)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return fmt.Errorf("invalid --pprof-addr %q: the port must be a number from 1 to 65535, such as 127.0.0.1:6060", o.pprofAddr)
 	}
 	ip := net.ParseIP(host)
 	if ip == nil || !ip.IsLoopback() {

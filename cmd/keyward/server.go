@@ -124,7 +124,7 @@ func newServerCmd() *cobra.Command {
 	f.Int64Var(&o.keyCacheBytes, "key-cache-bytes", guard.DefaultKeyCacheBytes,
 		fmt.Sprintf("Bytes of memory for expanded Ed25519 keys of the machines that sign requests (%d bytes each); 0 expands none, which makes each verification about a quarter slower and turns batching off.", guard.KeyCacheEntryBytes))
 	f.IntVar(&o.machineCache, "machine-cache-entries", fsm.DefaultMachineCacheEntries,
-		"Machines held in memory, about 600 bytes each, rounded up to a multiple of 64; a machine outside them costs one read of the data directory on its next request.")
+		"Machines held in memory, 1 to 100,000,000, about 600 bytes each, rounded up to a multiple of 64; a machine outside them costs one read of the data directory on its next request.")
 	f.StringVar(&o.pprofAddr, "pprof-addr", "", "Loopback host:port that serves Go runtime profiles under /debug/pprof/, such as 127.0.0.1:6060; empty serves none.")
 	f.IntVar(&o.verifyBatch, "verify-batch-size", guard.DefaultMaxBatch,
 		"Most signatures of concurrent requests verified together, from 1 to 1024; 1 verifies each on its own.")
@@ -229,6 +229,15 @@ func runServer(ctx context.Context, o serverOptions) error {
 	if err := o.prepareDevTLS(logger); err != nil {
 		return err
 	}
+	// Profiles are bound before the node starts, so a taken port stops the
+	// start before the node joins the cluster.
+	if o.pprofAddr != "" {
+		stopPprof, err := startPprof(o.pprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 	keyring, err := loadKeyring(o)
 	if err != nil {
 		return err
@@ -280,13 +289,6 @@ func runServer(ctx context.Context, o serverOptions) error {
 		return err
 	}
 	defer closeWithTimeout(srv.Close)
-	if o.pprofAddr != "" {
-		stopPprof, err := startPprof(o.pprofAddr, logger)
-		if err != nil {
-			return err
-		}
-		defer stopPprof()
-	}
 	rootKeyMismatch, stopRootKeyWatch := startRootKeyWatch(ctx, node, sm, logger)
 	defer stopRootKeyWatch()
 	logger.Info("node started", "http_addr", srv.Addr(), "raft_addr", o.raftAddr, "gossip_addr", o.gossipAddr)

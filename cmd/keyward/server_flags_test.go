@@ -52,6 +52,8 @@ func TestServerFlags_RejectOutOfRange(t *testing.T) {
 		{"profiles on every address", func(o *serverOptions) { o.pprofAddr = "0.0.0.0:6060" }, []string{"--pprof-addr", "0.0.0.0:6060", "loopback"}},
 		{"profiles on a host name", func(o *serverOptions) { o.pprofAddr = "localhost:6060" }, []string{"--pprof-addr", "loopback IP"}},
 		{"profiles without a port", func(o *serverOptions) { o.pprofAddr = "127.0.0.1" }, []string{"--pprof-addr", "127.0.0.1:6060"}},
+		{"profiles on a service name", func(o *serverOptions) { o.pprofAddr = "127.0.0.1:http" }, []string{"--pprof-addr", "number from 1 to 65535"}},
+		{"profiles on port 0", func(o *serverOptions) { o.pprofAddr = "127.0.0.1:0" }, []string{"--pprof-addr", "number from 1 to 65535"}},
 		{"malformed proxy", func(o *serverOptions) { o.trustedProxies = []string{"proxy"} }, []string{"--trusted-proxies", `"proxy"`}},
 	}
 	for _, tc := range cases {

@@ -139,11 +139,20 @@ func decodeOptionalMachine(raw json.RawMessage) (*Machine, error) {
 	return &m, nil
 }
 
+// PurgedMachine is the response to a machine purge, a security-critical
+// write: the machine's id and how many nodes applied the purge.
+type PurgedMachine struct {
+	ID     string `json:"id"`
+	Purged bool   `json:"purged"`
+	Confirmation
+}
+
 // PurgeMachine deletes the record of a revoked or expired machine and
 // frees its public key. The audit trail keeps what it did.
-func (c *Client) PurgeMachine(ctx context.Context, vaultID, machineID string) error {
-	if err := c.call(ctx, http.MethodDelete, nil, nil, "admin", "vaults", vaultID, "machines", machineID); err != nil {
-		return fmt.Errorf("purge machine %s: %w", machineID, err)
+func (c *Client) PurgeMachine(ctx context.Context, vaultID, machineID string) (*PurgedMachine, error) {
+	var out PurgedMachine
+	if err := c.call(ctx, http.MethodDelete, nil, &out, "admin", "vaults", vaultID, "machines", machineID); err != nil {
+		return nil, fmt.Errorf("purge machine %s: %w", machineID, err)
 	}
-	return nil
+	return &out, nil
 }
