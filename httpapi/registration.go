@@ -76,6 +76,17 @@ func scriptPath(kind string, vault fsm.VaultID, token string) string {
 	return "/v1/bootstrap/" + token
 }
 
+// registrationTokenNoun names a registration token of kind in messages.
+func registrationTokenNoun(kind string) string {
+	switch kind {
+	case fsm.TokenKindTemp:
+		return "Temp token"
+	case fsm.TokenKindEnrollment:
+		return "Enrollment token"
+	}
+	return "Bootstrap token"
+}
+
 // usableBootstrapToken looks up the route's token in the local state: 404
 // when unknown, of another kind or of another vault; 410 when revoked, used
 // or expired.
@@ -85,18 +96,19 @@ func (s *Server) usableBootstrapToken(rc *request, kind string) (*fsm.BootstrapT
 		return nil, fail(ErrNotFound, "Bootstrap token not found; a token is 64 lower-case hex digits")
 	}
 	hash := hashToken(token)
+	noun := registrationTokenNoun(kind)
 	bt, ok := s.sm.BootstrapTokenByHash(hash)
 	if !ok || !hashesEqual(bt.Hash, hash) || bt.Kind != kind || !s.tokenInRouteVault(rc, bt) {
-		return nil, fail(ErrNotFound, "Bootstrap token not found")
+		return nil, fail(ErrNotFound, "%s not found", noun)
 	}
 
 	switch tokenStatus(bt, rc.now.UnixMilli()) {
 	case tokenStatusRevoked:
-		return nil, fail(ErrGone, "Bootstrap token has been revoked; ask an operator for a new one")
+		return nil, fail(ErrGone, "%s has been revoked; ask an operator for a new one", noun)
 	case tokenStatusUsed:
-		return nil, fail(ErrGone, "Bootstrap token has already been used; ask an operator for a new one")
+		return nil, fail(ErrGone, "%s has already been used; ask an operator for a new one", noun)
 	case tokenStatusExpired:
-		return nil, fail(ErrGone, "Bootstrap token has expired; ask an operator for a new one")
+		return nil, fail(ErrGone, "%s expired at %s; ask an operator for a new one", noun, formatMs(bt.ExpiresAt))
 	}
 	return bt, nil
 }

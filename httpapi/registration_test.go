@@ -107,21 +107,27 @@ func TestRegistration_UnusableTokens(t *testing.T) {
 		script         string
 		scriptStatus   int
 		registerStatus int
+		// message is part of the script route's error, when set.
+		message string
 	}{
-		{"unknown token", now, "/v1/bootstrap/" + strings.Repeat("ab", 32), http.StatusNotFound, http.StatusUnauthorized},
-		{"malformed token", now, "/v1/bootstrap/xyz", http.StatusNotFound, http.StatusUnauthorized},
-		{"upper-case token", now, "/v1/bootstrap/" + strings.ToUpper(expiring), http.StatusNotFound, http.StatusUnauthorized},
-		{"revoked", now, "/v1/bootstrap/" + revoked, http.StatusGone, http.StatusUnauthorized},
-		{"temp token on the standard route", now, "/v1/bootstrap/" + temp.Token, http.StatusNotFound, http.StatusUnauthorized},
-		{"temp token under another vault", now, "/v1/vault_0000000000000000/temp-bootstrap/" + temp.Token, http.StatusNotFound, http.StatusUnauthorized},
-		{"one millisecond before expiry", now.Add(standardTokenTTL - time.Millisecond), "/v1/bootstrap/" + expiring, http.StatusOK, 0},
-		{"at expiry", now.Add(standardTokenTTL), "/v1/bootstrap/" + expiring, http.StatusGone, http.StatusUnauthorized},
+		{"unknown token", now, "/v1/bootstrap/" + strings.Repeat("ab", 32), http.StatusNotFound, http.StatusUnauthorized, ""},
+		{"malformed token", now, "/v1/bootstrap/xyz", http.StatusNotFound, http.StatusUnauthorized, ""},
+		{"upper-case token", now, "/v1/bootstrap/" + strings.ToUpper(expiring), http.StatusNotFound, http.StatusUnauthorized, ""},
+		{"revoked", now, "/v1/bootstrap/" + revoked, http.StatusGone, http.StatusUnauthorized, "Bootstrap token has been revoked"},
+		{"temp token on the standard route", now, "/v1/bootstrap/" + temp.Token, http.StatusNotFound, http.StatusUnauthorized, ""},
+		{"temp token under another vault", now, "/v1/vault_0000000000000000/temp-bootstrap/" + temp.Token, http.StatusNotFound, http.StatusUnauthorized, "Temp token not found"},
+		{"one millisecond before expiry", now.Add(standardTokenTTL - time.Millisecond), "/v1/bootstrap/" + expiring, http.StatusOK, 0, ""},
+		{"at expiry", now.Add(standardTokenTTL), "/v1/bootstrap/" + expiring, http.StatusGone, http.StatusUnauthorized,
+			"Bootstrap token expired at " + now.Add(standardTokenTTL).UTC().Format("2006-01-02T15:04:05")},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e.clock.freeze(t, tc.at)
 			resp := e.mustSend(t, defaultSource, "GET", tc.script, nil, nil)
 			expectStatus(t, resp, tc.scriptStatus)
+			if tc.message != "" && !strings.Contains(string(resp.body), tc.message) {
+				t.Errorf("body %s lacks %q", resp.body, tc.message)
+			}
 			if tc.registerStatus == 0 {
 				return
 			}
