@@ -418,10 +418,11 @@ func (n *Node) recordNonces(page []byte) (int, error) {
 // cacheNonces records the unexpired nonces of a page in the replay cache.
 // It returns the records that the cache did not hold yet, how many there
 // were and their latest expiry in Unix milliseconds (zero when none).
-// Only those records go on to the nonce log and its journal: a page pulled
-// from a peer at start repeats what this node loaded from its own journal
-// or pulled from another peer, and keeping the repeats would make every
-// node's log grow with each restart and each peer's next pull longer.
+// Only those records go on to the nonce log and its journal. A page
+// pulled from a peer at start repeats what this node loaded from its own
+// journal or pulled from another peer. Keeping the repeats would make
+// every node's log grow with each restart, and each peer's next pull
+// longer.
 // Without a replay cache every unexpired nonce counts as new.
 func (n *Node) cacheNonces(page []byte) (fresh []byte, count int, expires int64, err error) {
 	now := time.Now()
@@ -444,9 +445,9 @@ func (n *Node) cacheNonces(page []byte) (fresh []byte, count int, expires int64,
 // node accepted, or that it reads back from its journal: until expiresAt,
 // and at least this node's own retention from now. A peer with a shorter
 // --timestamp-window, or this node before a restart with a longer one,
-// set expiresAt for a window shorter than the one this node checks
-// timestamps against, and the nonce would leave the cache while a replay
-// of its request still passed the timestamp check.
+// set expiresAt for a shorter window than this node checks. Without the
+// floor the nonce would leave the cache while a replay of its request
+// still passed the timestamp check.
 func (n *Node) keepNonceUntil(expiresAt, now time.Time) time.Time {
 	if n.cfg.ReplayCache == nil {
 		return expiresAt
