@@ -179,6 +179,9 @@ func (s *Server) enroll(rc *request) error {
 	// A token known locally must be an enrollment token of this vault. One
 	// not known yet may still exist on the leader, so the command decides.
 	if bt, ok := s.sm.BootstrapTokenByHash(hash); ok && (bt.Kind != fsm.TokenKindEnrollment || string(bt.VaultID) != vaultID) {
+		if bt.Kind != fsm.TokenKindEnrollment {
+			return wrongTokenRoute(fsm.TokenKindEnrollment, bt.Kind)
+		}
 		return fail(ErrUnauthorized, "Invalid enrollment token")
 	}
 	apiURL, err := s.apiURL(rc)

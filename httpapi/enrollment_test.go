@@ -100,9 +100,23 @@ func TestEnrollment_RejectsBadTokens(t *testing.T) {
 	// The token belongs to another vault than the route names.
 	_, _, resp := e.enroll(t, other, tok.Token, "")
 	expectStatus(t, resp, http.StatusUnauthorized)
-	// A standard bootstrap token cannot enroll.
+	// A standard bootstrap token cannot enroll, and the error names its
+	// kind and the route it registers on.
 	_, _, resp = e.enroll(t, f.vault, e.bootstrapToken(t, f.vault), "")
 	expectStatus(t, resp, http.StatusUnauthorized)
+	for _, want := range []string{"this is a bootstrap token", "POST /v1/bootstrap/{token}/register"} {
+		if !strings.Contains(string(resp.body), want) {
+			t.Errorf("body %s lacks %q", resp.body, want)
+		}
+	}
+	// An enrollment token on the standard route is pointed to enrollment.
+	_, _, resp = e.register(t, "/v1/bootstrap/"+tok.Token+"/register", "h")
+	expectStatus(t, resp, http.StatusUnauthorized)
+	for _, want := range []string{"Invalid bootstrap token: this is an enrollment token", "/enroll/register"} {
+		if !strings.Contains(string(resp.body), want) {
+			t.Errorf("body %s lacks %q", resp.body, want)
+		}
+	}
 	_, _, resp = e.enroll(t, f.vault, "not-a-token", "")
 	expectStatus(t, resp, http.StatusUnauthorized)
 

@@ -76,6 +76,26 @@ func scriptPath(kind string, vault fsm.VaultID, token string) string {
 	return "/v1/bootstrap/" + token
 }
 
+// wrongTokenRoute rejects a token sent to the registration route of
+// another kind. The caller holds the token, so naming its kind reveals
+// nothing new and points to the right route.
+func wrongTokenRoute(routeKind, tokenKind string) error {
+	route := map[string]string{
+		fsm.TokenKindStandard:   "POST /v1/bootstrap/{token}/register (keyward register)",
+		fsm.TokenKindTemp:       "POST /v1/{vaultId}/temp-bootstrap/{token}/register (keyward register --temp --vault VAULT_ID)",
+		fsm.TokenKindEnrollment: "POST /v1/{vaultId}/enroll/register (keyward register --enroll --vault VAULT_ID)",
+	}[tokenKind]
+	if route == "" {
+		return fail(ErrUnauthorized, "Invalid %s", strings.ToLower(registrationTokenNoun(routeKind)))
+	}
+	article := "a"
+	if tokenKind == fsm.TokenKindEnrollment {
+		article = "an"
+	}
+	return fail(ErrUnauthorized, "Invalid %s: this is %s %s; register with %s",
+		strings.ToLower(registrationTokenNoun(routeKind)), article, strings.ToLower(registrationTokenNoun(tokenKind)), route)
+}
+
 // registrationTokenNoun names a registration token of kind in messages.
 func registrationTokenNoun(kind string) string {
 	switch kind {
@@ -138,19 +158,10 @@ func (s *Server) register(kind string) func(*request) error {
 		// A token known locally must match the route. One not known yet may
 		// still exist on the leader, so the command decides.
 		if bt, ok := s.sm.BootstrapTokenByHash(hash); ok && (bt.Kind != kind || !s.tokenInRouteVault(rc, bt)) {
-			// The caller holds the token, so naming its kind reveals
-			// nothing new and points to the right route.
-			switch bt.Kind {
-			case fsm.TokenKindEnrollment:
-				return fail(ErrUnauthorized, "Invalid bootstrap token: this is an enrollment token; register with "+
-					"POST /v1/{vaultId}/enroll/register (keyward register --enroll --vault VAULT_ID)")
-			case fsm.TokenKindTemp:
-				if bt.Kind != kind {
-					return fail(ErrUnauthorized, "Invalid bootstrap token: this is a temporary-machine token; register with "+
-						"POST /v1/{vaultId}/temp-bootstrap/{token}/register (keyward register --temp --vault VAULT_ID)")
-				}
+			if bt.Kind != kind {
+				return wrongTokenRoute(kind, bt.Kind)
 			}
-			return fail(ErrUnauthorized, "Invalid bootstrap token")
+			return fail(ErrUnauthorized, "Invalid %s", strings.ToLower(registrationTokenNoun(kind)))
 		}
 		vaultID := rc.param("vaultId")
 		if vaultID != "" && !isVaultID(vaultID) {
