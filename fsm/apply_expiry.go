@@ -31,6 +31,15 @@ func applyExtendMachine(t *tx, c *Command) (any, error) {
 	if err := checkExtendable(m, c.Time); err != nil {
 		return nil, err
 	}
+	if p.ExtendByMs != 0 {
+		if p.NewExpiresAt != 0 {
+			return nil, rejectf(ErrInvalid, "extension sets both newExpiresAt and extendByMs; set one")
+		}
+		if p.ExtendByMs < 1 || p.ExtendByMs > maxExtendByMs {
+			return nil, rejectf(ErrInvalid, "extendByMs %d is outside 1 to %d", p.ExtendByMs, int64(maxExtendByMs))
+		}
+		p.NewExpiresAt = m.ExpiresAt + p.ExtendByMs
+	}
 	if err := checkExtension(m, p, c.Time); err != nil {
 		return nil, err
 	}
@@ -47,6 +56,11 @@ func applyExtendMachine(t *tx, c *Command) (any, error) {
 		m.ExpiresAt = p.NewExpiresAt
 	}), nil
 }
+
+// maxExtendByMs bounds ExtendMachinePayload.ExtendByMs far above any
+// allowed extension (the cap is twelve months away), so the sum with an
+// expiry cannot overflow.
+const maxExtendByMs = 100 * 365 * 24 * 3600 * 1000
 
 // checkExtendable requires an active or pending machine with an expiry that
 // has not passed.

@@ -369,3 +369,35 @@ func itoa(i int) string {
 	b, _ := json.Marshal(i)
 	return string(b)
 }
+
+// TestFSM_ExtendByCountsFromAppliedExpiry proposes two extensions by a
+// duration computed from the same old copy of the machine, as two nodes
+// that had not seen each other's write would: each moves the expiry from
+// the one Apply finds, so neither is lost or rejected.
+func TestFSM_ExtendByCountsFromAppliedExpiry(t *testing.T) {
+	h := newHarness(t)
+	h.setupVault(vaultA)
+	m := h.setupActiveTemp(vaultA, machine1, 1)
+	day := int64(24 * time.Hour / time.Millisecond)
+
+	by := func(id string, ms int64) ExtendMachinePayload {
+		p := h.extend(machine1, id, 0)
+		p.ExtendByMs = ms
+		return p
+	}
+	h.mustApply(CmdExtendMachine, by("ext-a", day), nil)
+	var got Machine
+	h.mustApply(CmdExtendMachine, by("ext-b", day), &got)
+	if got.ExpiresAt != m.ExpiresAt+2*day {
+		t.Fatalf("expiry after two one-day extensions = %s, want %s", formatMs(got.ExpiresAt), formatMs(m.ExpiresAt+2*day))
+	}
+	if x := got.Extensions[1]; x.PreviousExpiresAt != m.ExpiresAt+day || x.NewExpiresAt != m.ExpiresAt+2*day {
+		t.Fatalf("second extension = %+v", x)
+	}
+
+	both := by("ext-c", day)
+	both.NewExpiresAt = m.ExpiresAt + 3*day
+	h.expectReject(CmdExtendMachine, both, ErrInvalid)
+	h.expectReject(CmdExtendMachine, by("ext-d", -day), ErrInvalid)
+	h.expectReject(CmdExtendMachine, by("ext-e", 400*day), ErrOverCap)
+}

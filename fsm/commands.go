@@ -233,8 +233,13 @@ type ExtendMachinePayload struct {
 	MachineID    MachineID `json:"machineId"`
 	ExtensionID  string    `json:"extensionId"`
 	NewExpiresAt int64     `json:"newExpiresAt"`
-	Cap          int64     `json:"cap"`
-	Reason       string    `json:"reason"`
+	// ExtendByMs, when set in place of NewExpiresAt, moves the expiry that
+	// many milliseconds past the one Apply finds. A node that has not yet
+	// applied an earlier extension would otherwise compute a new expiry
+	// from an old one.
+	ExtendByMs int64  `json:"extendByMs,omitempty"`
+	Cap        int64  `json:"cap"`
+	Reason     string `json:"reason"`
 }
 
 // RevertExtensionPayload undoes the latest un-reverted extension.

@@ -151,6 +151,16 @@ func (s *Server) extendMachine(rc *request, ac *adminCall) error {
 		"previousExpiresAt": m.ExpiresAt, "newExpiresAt": newExpiresAt,
 		"cap": capMs, "reason": in.Reason,
 	}
+	if in.Duration != nil {
+		// A duration counts from the expiry the leader applies, not from
+		// this node's copy, which may not hold an extension committed a
+		// moment ago. The checks above used this node's copy only to
+		// reject what can never pass.
+		payload.NewExpiresAt, payload.ExtendByMs = 0, newExpiresAt-m.ExpiresAt
+		delete(fields, "newExpiresAt")
+		delete(fields, "previousExpiresAt")
+		fields["extendByMs"] = payload.ExtendByMs
+	}
 	return s.proposeMachine(rc, ac, proposal{typ: fsm.CmdExtendMachine, payload: payload},
 		ActionTempMachineExtend, severityMedium, fields)
 }
