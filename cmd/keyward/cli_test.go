@@ -960,6 +960,21 @@ func TestCLI_MachineSideErrors(t *testing.T) {
 			t.Errorf("stderr = %q, want the new-token hint", r.stderr)
 		}
 	})
+
+	t.Run("token of another kind", func(t *testing.T) {
+		f := newCLIFakeAPI(t)
+		token := strings.Repeat("0f", 32)
+		f.respond("POST /v1/bootstrap/"+token+"/register", 401,
+			`{"error":"Invalid bootstrap token: this is an enrollment token; register with POST /v1/{vaultId}/enroll/register (keyward register --enroll --vault VAULT_ID)"}`)
+		r := cliRun(t, map[string]string{"KEYWARD_HOME": t.TempDir()}, "", "register", token, "--api-url", f.server.URL)
+		assertCode(t, r, exitError)
+		if strings.Contains(r.stderr, "ask an operator for a new one") {
+			t.Errorf("stderr = %q blames the token's state, not its route", r.stderr)
+		}
+		if !strings.Contains(r.stderr, "--enroll") {
+			t.Errorf("stderr = %q, want the flag of the right route", r.stderr)
+		}
+	})
 }
 
 // allCommands returns cmd and every command below it.

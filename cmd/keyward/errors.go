@@ -180,7 +180,7 @@ var notFoundHints = map[string]string{
 	"admin-token":     "check the token id; `keyward admin-token list` shows the admin tokens",
 	"alerts":          "check the vault id; `keyward vault list` shows the vaults",
 	"audit":           "check the vault id; `keyward vault list` shows the vaults",
-	"bootstrap-token": "check the vault id; `keyward vault list` shows the vaults",
+	"bootstrap-token": vaultScopedHint("bootstrap-token list --vault V", "bootstrap tokens"),
 	"cluster":         "check the node id; `keyward cluster members` shows the members of the cluster",
 	"enrollment":      vaultScopedHint("enrollment list --vault V", "enrollment tokens"),
 	"get":             "check the secret id; `keyward secrets` shows the secrets this machine may read",

@@ -108,6 +108,10 @@ func newRegisterCmd(g *globalOptions) *cobra.Command {
 				Name: name, Hostname: hostname, Home: home, Options: g.clientOptions(),
 			})
 			if errors.Is(err, client.ErrGone) || errors.Is(err, client.ErrUnauthorized) {
+				// The server names a token of another kind and its route.
+				if strings.Contains(err.Error(), "; register with ") {
+					return withHints(err, "register with the flag the message names: none for a bootstrap token, --temp or --enroll with --vault")
+				}
 				return withHints(err, "the token expired, was revoked or was already used; ask an operator for a new one")
 			}
 			if err != nil {
