@@ -187,3 +187,43 @@ func TestServer_DualStackListenerUnmapsIPv4(t *testing.T) {
 		return ""
 	})
 }
+
+// TestCluster_ExtendByDurationOnEveryNode extends one machine by a day
+// through each node of the cluster in turn, without waiting for the
+// others to apply the previous extension. Each duration counts from the
+// expiry the leader applies, so every extension succeeds and the expiry
+// moves by three days on every node.
+func TestCluster_ExtendByDurationOnEveryNode(t *testing.T) {
+	c := startCluster(t, 3)
+	f := c.setup(c.nodes[0])
+	m := c.registerTempDirect(c.nodes[0], f.vaultID, nil)
+	base := "/v1/admin/vaults/" + f.vaultID + "/machines/" + m.id
+	var before struct {
+		ExpiresAt int64 `json:"expiresAt"`
+	}
+	for _, n := range c.nodes {
+		eventually(t, 10*time.Second, func() string {
+			if status := c.admin(n, "GET", base, nil, &before); status != http.StatusOK {
+				return fmt.Sprintf("machine on %s: status %d", n.id, status)
+			}
+			return ""
+		})
+	}
+
+	for i, n := range c.nodes {
+		c.mustAdmin(n, http.StatusOK, "POST", base+"/extend",
+			map[string]any{"duration": "24h", "reason": "step " + strconv.Itoa(i)}, nil)
+	}
+	c.waitConverged()
+	want := before.ExpiresAt + 3*24*time.Hour.Milliseconds()
+	for _, n := range c.nodes {
+		var after struct {
+			ExpiresAt  int64       `json:"expiresAt"`
+			Extensions []extension `json:"extensions"`
+		}
+		c.mustAdmin(n, http.StatusOK, "GET", base, nil, &after)
+		if after.ExpiresAt != want {
+			t.Errorf("%s: expiry %d after three one-day extensions, want %d", n.id, after.ExpiresAt, want)
+		}
+	}
+}
