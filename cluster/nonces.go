@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/binary"
+	"hash/maphash"
 	"net/netip"
 	"os"
 	"slices"
@@ -46,6 +47,8 @@ type peerEvents struct {
 	// pending holds the records not yet handed to the peers, split into
 	// shards so that concurrent requests seldom take the same lock.
 	pending [pendingShards]pendingShard
+	// seed picks a nonce's pending shard.
+	seed maphash.Seed
 
 	peersMu sync.Mutex
 	// peers maps a peer's node id to its sender.
@@ -67,18 +70,14 @@ type pendingShard struct {
 	_ [24]byte
 }
 
-// shardFor picks a pending shard by FNV-1a of key.
-func (e *peerEvents) shardFor(key string) *pendingShard {
-	h := uint32(2166136261)
-	for i := 0; i < len(key); i++ {
-		h ^= uint32(key[i])
-		h *= 16777619
-	}
-	return &e.pending[(h^h>>16)%pendingShards]
+// shardFor picks the pending shard of a nonce.
+func (e *peerEvents) shardFor(nonce string) *pendingShard {
+	return &e.pending[maphash.String(e.seed, nonce)%pendingShards]
 }
 
 func newPeerEvents(logLimit int) *peerEvents {
 	return &peerEvents{
+		seed:  maphash.MakeSeed(),
 		log:   newNonceLog(logLimit),
 		wake:  make(chan struct{}, 1),
 		peers: make(map[raft.ServerID]*peerSender),

@@ -206,7 +206,7 @@ func applyRevokeBootstrapToken(t *tx, c *Command) (any, error) {
 	}
 	if found.Uses >= found.MaxUses {
 		return nil, rejectf(ErrNotAllowed, "%s %s is already used up (%d of %d uses), so there is nothing to revoke",
-			tokenNoun(found.Kind), found.ID, found.Uses, found.MaxUses)
+			TokenNoun(found.Kind), found.ID, found.Uses, found.MaxUses)
 	}
 
 	tok := *found
@@ -224,18 +224,18 @@ func checkTokenUsable(tok *BootstrapToken, ok bool, vault VaultID, now int64) er
 	case vault != "" && tok.VaultID != vault:
 		return rejectf(ErrTokenInvalid, "bootstrap token is not valid for vault %s", vault)
 	case tok.RevokedAt != 0:
-		return rejectf(ErrTokenInvalid, "%s %s was revoked; ask an operator for a new one", tokenNoun(tok.Kind), tok.ID)
+		return rejectf(ErrTokenInvalid, "%s %s was revoked; ask an operator for a new one", TokenNoun(tok.Kind), tok.ID)
 	case now >= tok.ExpiresAt:
-		return rejectf(ErrTokenInvalid, "%s %s expired at %s; ask an operator for a new one", tokenNoun(tok.Kind), tok.ID, formatMs(tok.ExpiresAt))
+		return rejectf(ErrTokenInvalid, "%s %s expired at %s; ask an operator for a new one", TokenNoun(tok.Kind), tok.ID, formatMs(tok.ExpiresAt))
 	case tok.Uses >= tok.MaxUses:
-		return rejectf(ErrTokenInvalid, "%s %s is used up (%d of %d uses); ask an operator for a new one", tokenNoun(tok.Kind), tok.ID, tok.Uses, tok.MaxUses)
+		return rejectf(ErrTokenInvalid, "%s %s is used up (%d of %d uses); ask an operator for a new one", TokenNoun(tok.Kind), tok.ID, tok.Uses, tok.MaxUses)
 	}
 	return nil
 }
 
-// tokenNoun names a registration token of kind the way the CLI and the
-// API routes do.
-func tokenNoun(kind string) string {
+// TokenNoun names a registration token of kind, in lower case, the way the
+// CLI and the API routes do.
+func TokenNoun(kind string) string {
 	switch kind {
 	case TokenKindTemp:
 		return "temp token"

@@ -88,51 +88,39 @@ func machineExpiryBound(atMs int64) string {
 	return fmt.Sprintf("%s%020d/", prefixMachineExpiry, atMs+1)
 }
 
-// indexMachineChange writes the index records that follow from a machine
-// moving from old to next (either may be nil: a registration or a purge).
-func (t *tx) indexMachineChange(id MachineID, old, next *Machine) {
-	if old == nil && next != nil {
-		t.mustSet(vaultMachineKey(next.VaultID, id), nil)
+// machineIndexKeys returns the keys of the index records that machine m
+// calls for: its vault membership, one per grant, and its expiry when it
+// has one in force.
+func machineIndexKeys(m *Machine) []string {
+	keys := []string{vaultMachineKey(m.VaultID, m.ID)}
+	for _, secret := range m.Grants {
+		keys = append(keys, machineGrantKey(secret, m.ID))
 	}
-	if old != nil && next == nil {
-		t.mustDelete(vaultMachineKey(old.VaultID, id))
+	if k := machineExpiryKey(m); k != "" {
+		keys = append(keys, k)
 	}
-	var oldKey, nextKey string
-	if old != nil {
-		oldKey = machineExpiryKey(old)
-	}
-	if next != nil {
-		nextKey = machineExpiryKey(next)
-	}
-	if oldKey != nextKey {
-		if oldKey != "" {
-			t.mustDelete(oldKey)
-		}
-		if nextKey != "" {
-			t.mustSet(nextKey, nil)
-		}
-	}
-	t.indexGrantChange(id, old, next)
+	return keys
 }
 
-// indexGrantChange writes the mgrant/ records of the grants that a machine
-// gained and deletes those of the grants it lost.
-func (t *tx) indexGrantChange(id MachineID, old, next *Machine) {
-	var before, after []SecretID
+// indexMachineChange writes the index records that follow from a machine
+// moving from old to next. Either may be nil, for a registration or a
+// purge.
+func (t *tx) indexMachineChange(old, next *Machine) {
+	var before, after []string
 	if old != nil {
-		before = old.Grants
+		before = machineIndexKeys(old)
 	}
 	if next != nil {
-		after = next.Grants
+		after = machineIndexKeys(next)
 	}
-	for _, secret := range before {
-		if !slices.Contains(after, secret) {
-			t.mustDelete(machineGrantKey(secret, id))
+	for _, k := range before {
+		if !slices.Contains(after, k) {
+			t.mustDelete(k)
 		}
 	}
-	for _, secret := range after {
-		if !slices.Contains(before, secret) {
-			t.mustSet(machineGrantKey(secret, id), nil)
+	for _, k := range after {
+		if !slices.Contains(before, k) {
+			t.mustSet(k, nil)
 		}
 	}
 }
@@ -182,16 +170,10 @@ func ensureMachineIndex(db *pebble.DB) error {
 		if err := json.Unmarshal(value, &m); err != nil {
 			return fmt.Errorf("decode %s: %w", key, err)
 		}
-		if err := batch.Set([]byte(vaultMachineKey(m.VaultID, m.ID)), nil, nil); err != nil {
-			return err
-		}
-		for _, secret := range m.Grants {
-			if err := batch.Set([]byte(machineGrantKey(secret, m.ID)), nil, nil); err != nil {
+		for _, k := range machineIndexKeys(&m) {
+			if err := batch.Set([]byte(k), nil, nil); err != nil {
 				return err
 			}
-		}
-		if k := machineExpiryKey(&m); k != "" {
-			return batch.Set([]byte(k), nil, nil)
 		}
 		return nil
 	})

@@ -118,7 +118,7 @@ func (t *tx) commitCommand() {
 			if !c.deleted {
 				next = &c.entry.(*MachineEntry).Machine
 			}
-			t.indexMachineChange(MachineID(c.id), t.committedMachine(MachineID(c.id)), next)
+			t.indexMachineChange(t.committedMachine(MachineID(c.id)), next)
 		}
 		if c.deleted {
 			t.mustDelete(c.key)

@@ -86,25 +86,21 @@ func wrongTokenRoute(routeKind, tokenKind string) error {
 		fsm.TokenKindEnrollment: "POST /v1/{vaultId}/enroll/register (keyward register --enroll --vault VAULT_ID)",
 	}[tokenKind]
 	if route == "" {
-		return fail(ErrUnauthorized, "Invalid %s", strings.ToLower(registrationTokenNoun(routeKind)))
+		return fail(ErrUnauthorized, "Invalid %s", fsm.TokenNoun(routeKind))
 	}
 	article := "a"
 	if tokenKind == fsm.TokenKindEnrollment {
 		article = "an"
 	}
 	return fail(ErrUnauthorized, "Invalid %s: this is %s %s; register with %s",
-		strings.ToLower(registrationTokenNoun(routeKind)), article, strings.ToLower(registrationTokenNoun(tokenKind)), route)
+		fsm.TokenNoun(routeKind), article, fsm.TokenNoun(tokenKind), route)
 }
 
-// registrationTokenNoun names a registration token of kind in messages.
-func registrationTokenNoun(kind string) string {
-	switch kind {
-	case fsm.TokenKindTemp:
-		return "Temp token"
-	case fsm.TokenKindEnrollment:
-		return "Enrollment token"
-	}
-	return "Bootstrap token"
+// tokenNounTitle is fsm.TokenNoun with a capital first letter, to start a
+// message.
+func tokenNounTitle(kind string) string {
+	noun := fsm.TokenNoun(kind)
+	return strings.ToUpper(noun[:1]) + noun[1:]
 }
 
 // usableBootstrapToken looks up the route's token in the local state: 404
@@ -116,7 +112,7 @@ func (s *Server) usableBootstrapToken(rc *request, kind string) (*fsm.BootstrapT
 		return nil, fail(ErrNotFound, "Bootstrap token not found; a token is 64 lower-case hex digits")
 	}
 	hash := hashToken(token)
-	noun := registrationTokenNoun(kind)
+	noun := tokenNounTitle(kind)
 	bt, ok := s.sm.BootstrapTokenByHash(hash)
 	if !ok || !hashesEqual(bt.Hash, hash) || bt.Kind != kind || !s.tokenInRouteVault(rc, bt) {
 		return nil, fail(ErrNotFound, "%s not found", noun)
@@ -161,7 +157,7 @@ func (s *Server) register(kind string) func(*request) error {
 			if bt.Kind != kind {
 				return wrongTokenRoute(kind, bt.Kind)
 			}
-			return fail(ErrUnauthorized, "Invalid %s", strings.ToLower(registrationTokenNoun(kind)))
+			return fail(ErrUnauthorized, "Invalid %s", fsm.TokenNoun(kind))
 		}
 		vaultID := rc.param("vaultId")
 		if vaultID != "" && !isVaultID(vaultID) {
