@@ -66,9 +66,9 @@ type Config struct {
 	// Pipeline, when above 1, sends the signed reads of the read
 	// scenarios with HTTP/1.1 pipelining: up to Pipeline requests in
 	// flight on each connection, over Connections ÷ Pipeline connections.
-	// The node then reads and answers several requests per system call,
-	// which shows its cost per request without the two system calls that
-	// a client waiting for each response costs it. Default 1 (off).
+	// The node then reads several requests, and writes their responses,
+	// with one system call each. So the figure shows its cost per request
+	// without the two calls that a client waiting for each response adds. Default 1 (off).
 	Pipeline int
 	// Presign signs the requests of a run before it starts, so that the
 	// bench's own signing does not compete with the server for CPU when

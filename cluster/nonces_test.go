@@ -173,8 +173,9 @@ func logBytes(tn *testNode) int {
 
 // TestNonces_RestartsDoNotGrowTheLog restarts each node of a cluster in
 // turn, three rounds, after 100 accepted nonces. A restarted node pulls
-// nonces that it also loads from its own journal; it must keep each once,
-// or every round multiplies the log that the next node pulls.
+// nonces that it also loads from its own journal. It must keep each once,
+// because otherwise every round multiplies the log that the next node
+// pulls.
 func TestNonces_RestartsDoNotGrowTheLog(t *testing.T) {
 	nodes := startThree(t, withGuards)
 	leader := waitLeader(t, nodes...)

@@ -371,9 +371,9 @@ func itoa(i int) string {
 }
 
 // TestFSM_ExtendByCountsFromAppliedExpiry proposes two extensions by a
-// duration computed from the same old copy of the machine, as two nodes
-// that had not seen each other's write would: each moves the expiry from
-// the one Apply finds, so neither is lost or rejected.
+// duration, as two nodes with the same old copy of the machine would. Each
+// moves the expiry from the one Apply finds, so neither is lost or
+// rejected.
 func TestFSM_ExtendByCountsFromAppliedExpiry(t *testing.T) {
 	h := newHarness(t)
 	h.setupVault(vaultA)

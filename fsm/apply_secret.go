@@ -104,6 +104,8 @@ func applyDeleteSecret(t *tx, c *Command) (any, error) {
 		return nil, rejectf(ErrNotFound, "secret %s not found in vault %s", p.ID, p.VaultID)
 	}
 
+	// NOTE: every machine granted the secret is rewritten in this one
+	// entry, so a secret granted to a whole large fleet makes a long apply.
 	revoked := []MachineID{}
 	for _, e := range t.machinesGranted(p.VaultID, p.ID) {
 		t.updateMachine(e, func(m *Machine) {

@@ -66,11 +66,11 @@ func scanPrefix(r pebble.Reader, prefix string, fn func(key, value []byte) error
 // indexBuilder builds a new set of indexes from records handed to it in
 // ascending key order, in one pass: Open feeds it from Pebble and Restore
 // from the snapshot stream. Machines and bootstrap tokens, the kinds a
-// large state has millions of, only reach it from a snapshot, where a pool
-// of workers checks that each record decodes while the caller keeps
-// reading; they are not held in memory. The other kinds are loaded in
-// key order, because secrets need their project (proj/ sorts before sec/)
-// and their current version (secv/ sorts after sec/).
+// large state has millions of, only reach it from a snapshot. There a
+// pool of workers checks that each record decodes while the caller keeps
+// reading, and nothing of them is held in memory. The other kinds are
+// loaded in key order, because secrets need their project (proj/ sorts
+// before sec/) and their current version (secv/ sorts after sec/).
 type indexBuilder struct {
 	ix *indexes
 	// pending holds secrets that wait for their current version.

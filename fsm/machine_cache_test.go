@@ -245,8 +245,9 @@ func TestMachineCache_ReadersNeverKeepStaleEntries(t *testing.T) {
 
 // TestMachineCache_ChangeDuringFillWins changes a machine between the
 // moment a cache miss reads its record and the moment it would be added.
-// The read may return the record it read, but the cache must not keep it:
-// the next read sees the change, and a purged machine stays gone.
+// The read may return the record it loaded, but the cache must not keep
+// it. So the next read returns the change, and a purged machine stays
+// gone.
 func TestMachineCache_ChangeDuringFillWins(t *testing.T) {
 	dir := t.TempDir()
 	h := &harness{proposer: newProposer(t), f: openFSM(t, dir, nil)}

@@ -181,7 +181,7 @@ func TestSignedHeaderView_AppendCanonicalDigest(t *testing.T) {
 	}
 }
 
-func TestSignedHeaderView_AppendCanonicalDigestDoesNotAllocate(t *testing.T) {
+func TestSignedHeaderView_DigestAllocatesNothing(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are checked without the race detector, whose instrumentation allocates")
 	}

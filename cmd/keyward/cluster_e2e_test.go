@@ -48,7 +48,7 @@ func (c *testCluster) setup(n *testNode) fixture {
 		"/v1/admin/vaults/"+f.vaultID+"/projects/"+f.projectID+"/secrets",
 		map[string]any{"name": "db-password", "value": "s3cr3t-value"}, &obj)
 	f.secretID = obj.ID
-	// A follower answers 401 for the root token until it has applied the
+	// A follower rejects the root token with 401 until it has applied the
 	// init, a few milliseconds after the node that served it.
 	c.waitConverged()
 	return f

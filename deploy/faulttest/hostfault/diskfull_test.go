@@ -212,8 +212,8 @@ func TestDiskFull_LeaderVolumeFillsUnderLoad(t *testing.T) {
 
 	// Through the full node a write is rejected with 507 naming its disk,
 	// or, once leadership moved, forwarded to the new leader. A node that
-	// has stepped down and rejects log entries is not ready, and then the
-	// admin API answers 503 before it looks at the write.
+	// has stepped down and rejects log entries is not ready, so the admin
+	// API returns 503 before it looks at the write.
 	status, body, err := c.extend(context.Background(), full, f, reader, "through-full-node")
 	t.Logf("extension through the full node: %d %s %v", status, clip(body), err)
 	switch status {

@@ -39,8 +39,8 @@ func (c *cluster) setup(n *node) fixture {
 		c.t.Fatalf("init returned root token %q without the kwt_ prefix", initResp.RootToken)
 	}
 	c.token = initResp.RootToken
-	// The admin API answers 503 until the node has applied what its
-	// leader held when it asked, which may trail the election.
+	// The admin API returns 503 until the node has applied what its leader
+	// held when the node asked, which may trail the election.
 	c.waitReady(n)
 	var f fixture
 	var obj struct {
